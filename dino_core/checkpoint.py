@@ -1,0 +1,154 @@
+"""Checkpoints: full training state, written atomically, loadable with ``weights_only=True``.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts (no pickled
+objects), so ``torch.load(weights_only=True)`` reads it. Files are
+``<output_dir>/checkpoints/checkpoint-<step:08d>.pt``; ``output_dir`` may be a local path or
+any fsspec URI (``s3://…``). Writes go to a temporary name and are renamed into place, so a
+crash never leaves a half-written file under the final name; only the last K are kept.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import random
+import re
+import uuid
+from typing import Any
+
+import fsspec
+import numpy as np
+import torch
+from fsspec.implementations.local import LocalFileSystem
+
+FORMAT = "dino-orchestrator/1"
+_NAME = re.compile(r"checkpoint-(\d{8})\.pt$")
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read; the message names the file."""
+
+
+def checkpoint_dir(output_dir: str) -> str:
+    return output_dir.rstrip("/") + "/checkpoints"
+
+
+def _fs(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, p = fsspec.core.url_to_fs(path)
+    return fs, p
+
+
+def _unstrip(original: str, fs_path: str, fs: fsspec.AbstractFileSystem) -> str:
+    """Give back a path in the caller's style (URI for remote filesystems)."""
+    if "://" in original and not original.startswith("file://"):
+        return fs.unstrip_protocol(fs_path)
+    return fs_path
+
+
+def list_checkpoints(output_dir: str) -> list[str]:
+    """Checkpoint paths in ``output_dir``, oldest step first."""
+    d = checkpoint_dir(output_dir)
+    fs, p = _fs(d)
+    if not fs.exists(p):
+        return []
+    found = []
+    for name in fs.ls(p, detail=False):
+        m = _NAME.search(str(name))
+        if m:
+            found.append((int(m.group(1)), _unstrip(d, str(name), fs)))
+    return [path for _, path in sorted(found)]
+
+
+def save_checkpoint(state: dict[str, Any], output_dir: str, step: int, keep: int) -> str:
+    """Write ``state`` as the checkpoint of ``step`` atomically; prune to the last ``keep``."""
+    d = checkpoint_dir(output_dir)
+    fs, p = _fs(d)
+    fs.makedirs(p, exist_ok=True)
+    final = f"{p}/checkpoint-{step:08d}.pt"
+    tmp = f"{p}/.tmp-{uuid.uuid4().hex}.pt"
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, **state}, buf)
+    with fs.open(tmp, "wb") as f:
+        f.write(buf.getvalue())
+        if hasattr(f, "flush"):
+            f.flush()
+        if hasattr(f, "fileno"):
+            try:
+                os.fsync(f.fileno())
+            except (OSError, io.UnsupportedOperation):
+                pass
+    if isinstance(fs, LocalFileSystem):
+        os.replace(tmp, final)
+    else:
+        fs.mv(tmp, final)
+    for old in list_checkpoints(output_dir)[:-keep]:
+        ofs, op = _fs(old)
+        ofs.rm(op)
+    return _unstrip(d, final, fs)
+
+
+def load_checkpoint(path: str) -> dict[str, Any]:
+    """Read one checkpoint with ``weights_only=True``; a bad file raises CheckpointError."""
+    fs, p = _fs(path)
+    if not fs.exists(p):
+        raise CheckpointError(f"checkpoint {path!r} does not exist")
+    try:
+        with fs.open(p, "rb") as f:
+            data = f.read()
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, bad pickle, …
+        raise CheckpointError(
+            f"checkpoint {path!r} is corrupt or truncated ({type(err).__name__}: {err}); "
+            "delete it to fall back to the previous one"
+        ) from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {path!r} is not a {FORMAT} checkpoint")
+    return obj
+
+
+def load_latest(output_dir: str) -> tuple[str, dict[str, Any]] | None:
+    """Newest readable checkpoint; corrupt newer ones are skipped with a warning."""
+    for path in reversed(list_checkpoints(output_dir)):
+        try:
+            return path, load_checkpoint(path)
+        except CheckpointError as err:
+            log.warning("%s; using the previous checkpoint", err)
+    return None
+
+
+def latest_checkpoint(output_dir: str) -> str | None:
+    found = load_latest(output_dir)
+    return found[0] if found else None
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy and torch RNG states as tensors/numbers (weights_only-safe)."""
+    py_version, py_state, py_gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state(legacy=True)
+    state: dict[str, Any] = {
+        "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
+        "numpy": {
+            "name": np_name,
+            "keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "gauss": float(np_gauss),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["name"], keys, n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

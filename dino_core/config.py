@@ -1,0 +1,342 @@
+"""Validated configuration of one DINO run.
+
+Defaults are the paper's ViT-S/16 recipe (Caron et al. 2021, arXiv 2104.14294, Sec. 3 and
+App. A; official code ``main_dino.py``). Each number taken from the paper is named in the
+field's description. Configs are pydantic v2 models with ``extra="forbid"``: a misspelt key
+is an error naming the field path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DatasetName = Literal["fashion_mnist", "mnist", "cifar10", "stl10", "image_folder", "synthetic"]
+Precision = Literal["fp32", "bf16", "fp16"]
+OptimizerName = Literal["adamw", "sgd", "lars"]
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the field and what to do."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class ModelConfig(_Section):
+    """Backbone. ``arch`` is a timm name (``vit_small_patch16_224`` …, ``resnet50``) or
+    ``vit_custom`` built from the fields below."""
+
+    arch: str = Field("vit_small_patch16_224", description="timm name or 'vit_custom'")
+    patch_size: int = Field(16, ge=1, description="ViT patch size (paper: 16 or 8)")
+    in_chans: int = Field(3, ge=1, le=4)
+    embed_dim: int = Field(384, ge=8, description="vit_custom width (ViT-S: 384)")
+    depth: int = Field(12, ge=1, description="vit_custom blocks (ViT-S: 12)")
+    num_heads: int = Field(6, ge=1, description="vit_custom heads (ViT-S: 6)")
+    mlp_ratio: float = Field(4.0, gt=0)
+    drop_path_rate: float = Field(0.1, ge=0.0, lt=1.0, description="stochastic depth, paper 0.1")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> ModelConfig:
+        if self.arch == "vit_custom" and self.embed_dim % self.num_heads != 0:
+            raise ValueError(
+                f"model.embed_dim={self.embed_dim} must be divisible by "
+                f"model.num_heads={self.num_heads}"
+            )
+        return self
+
+
+class HeadConfig(_Section):
+    """DINO projection head (paper Sec. 3.1, App. C)."""
+
+    out_dim: int = Field(65536, ge=2, description="K, prototypes; paper 65536 for ImageNet")
+    hidden_dim: int = Field(2048, ge=1, description="paper 2048")
+    bottleneck_dim: int = Field(256, ge=1, description="paper 256")
+    nlayers: int = Field(3, ge=1, description="paper 3 layers")
+    use_bn: bool = Field(False, description="paper: no BN in the ViT head")
+    norm_last_layer: bool = Field(True, description="weight-norm scale fixed to 1 (official)")
+
+
+class CropsConfig(_Section):
+    """Multi-crop (paper Sec. 3.1): 2 global views and ``local_number`` local views."""
+
+    global_size: int = Field(224, ge=4, description="paper 224 px")
+    global_scale: tuple[float, float] = Field((0.4, 1.0), description="paper 0.4-1.0")
+    local_number: int = Field(8, ge=0, description="paper 8 (10 in the best ViT-S run)")
+    local_size: int = Field(96, ge=4, description="paper 96 px")
+    local_scale: tuple[float, float] = Field((0.05, 0.4), description="paper 0.05-0.4")
+    flip_p: float = Field(0.5, ge=0, le=1, description="BYOL-style flip, p 0.5")
+    color_jitter: tuple[float, float, float, float] = Field(
+        (0.4, 0.4, 0.2, 0.1), description="brightness, contrast, saturation, hue (BYOL)"
+    )
+    color_jitter_p: float = Field(0.8, ge=0, le=1, description="paper/official p 0.8")
+    grayscale_p: float = Field(0.2, ge=0, le=1, description="official p 0.2")
+    blur_p: tuple[float, float, float] = Field(
+        (1.0, 0.1, 0.5), description="Gaussian blur p for global 1, global 2, locals (official)"
+    )
+    blur_sigma: tuple[float, float] = Field((0.1, 2.0), description="official radius 0.1-2.0")
+    solarize_p: float = Field(0.2, ge=0, le=1, description="solarise p on global 2 (official)")
+    pipeline: Literal["per_image", "batched"] = Field(
+        "per_image", description="per-image PIL-like path (official) or batched tensor path"
+    )
+
+    @model_validator(mode="after")
+    def _scales(self) -> CropsConfig:
+        for name in ("global_scale", "local_scale"):
+            lo, hi = getattr(self, name)
+            if not 0.0 < lo <= hi <= 1.0:
+                raise ValueError(f"crops.{name}={(lo, hi)} must satisfy 0 < low <= high <= 1")
+        return self
+
+
+class LossConfig(_Section):
+    """Loss temperatures and centering (paper Sec. 3.1 and App. D)."""
+
+    student_temp: float = Field(0.1, gt=0, description="tau_s, paper 0.1")
+    warmup_teacher_temp: float = Field(0.04, gt=0, description="tau_t start, paper 0.04")
+    teacher_temp: float = Field(0.07, gt=0, description="tau_t after warm-up, paper 0.04->0.07")
+    warmup_teacher_temp_epochs: int = Field(30, ge=0, description="paper 30 epochs")
+    center_momentum: float = Field(0.9, ge=0, le=1, description="m of the center EMA, paper 0.9")
+
+
+class TeacherConfig(_Section):
+    """EMA teacher (paper Sec. 3.1): momentum cosine from ``momentum`` to ``final_momentum``."""
+
+    momentum: float = Field(0.996, ge=0, le=1, description="lambda start, paper 0.996")
+    final_momentum: float = Field(1.0, ge=0, le=1, description="lambda end, paper 1.0")
+
+
+class OptimConfig(_Section):
+    """Optimiser (paper App. A / official defaults)."""
+
+    name: OptimizerName = Field("adamw", description="paper AdamW")
+    lr: float = Field(0.0005, gt=0, description="base lr per 256 images, paper 0.0005")
+    min_lr: float = Field(1e-6, ge=0, description="cosine end, paper 1e-6")
+    warmup_epochs: int = Field(10, ge=0, description="linear lr warm-up, paper 10 epochs")
+    weight_decay: float = Field(0.04, ge=0, description="cosine start, paper 0.04")
+    weight_decay_end: float = Field(0.4, ge=0, description="cosine end, paper 0.4")
+    clip_grad: float = Field(3.0, ge=0, description="per-parameter grad-norm clip, paper 3.0")
+    freeze_last_layer: int = Field(1, ge=0, description="epochs without last-layer grads, 1")
+    sgd_momentum: float = Field(0.9, ge=0, lt=1)
+
+
+class DataConfig(_Section):
+    """Where images come from."""
+
+    dataset: DatasetName = "image_folder"
+    root: str | None = Field(None, description="dataset directory; None = default locations")
+    split: str = Field("train", description="split used for pretraining")
+    eval_split: str = Field("test", description="split used as the k-NN query set")
+    limit: int | None = Field(None, ge=1, description="first N images only (deterministic)")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    synthetic_size: int = Field(2048, ge=1, description="synthetic: number of images")
+    synthetic_image_size: int = Field(64, ge=8, description="synthetic: side in pixels")
+    synthetic_classes: int = Field(4, ge=2, le=8, description="synthetic: shape classes")
+
+
+class EvalConfig(_Section):
+    """Evaluation during training (weighted k-NN of paper Sec. 4.1: k=20, T=0.07)."""
+
+    knn_every_epochs: int = Field(0, ge=0, description="0 = never during training")
+    knn_k: int = Field(20, ge=1, description="paper k=20")
+    knn_temperature: float = Field(0.07, gt=0, description="paper T=0.07")
+    knn_train_limit: int | None = Field(None, ge=1)
+    knn_test_limit: int | None = Field(None, ge=1)
+    attention_every_epochs: int = Field(0, ge=0, description="0 = never during training")
+    attention_threshold: float = Field(0.6, gt=0, le=1, description="mass kept, paper 0.6")
+
+
+class TrainConfig(_Section):
+    """Loop, precision, checkpoints."""
+
+    epochs: int = Field(100, ge=1, description="paper 100 (ablations) / 300 / 800")
+    batch_size: int = Field(1024, ge=1, description="global batch; paper 1024 for ViT-S")
+    max_steps: int | None = Field(None, ge=1, description="stop early; schedules unchanged")
+    seed: int = 0
+    precision: Precision = "fp32"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compile: bool = Field(False, description="torch.compile the backbone")
+    log_every_steps: int = Field(10, ge=1)
+    checkpoint_every_steps: int = Field(0, ge=0, description="0 = only at epoch ends")
+    keep_checkpoints: int = Field(2, ge=1, description="keep the last K checkpoints")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; None = default")
+    collapse_patience_steps: int = Field(
+        100, ge=1, description="steps a collapse signature must persist after warm-up"
+    )
+    collapse_action: Literal["stop", "warn"] = Field(
+        "stop", description="stop: end the run as COLLAPSED; warn: report and continue"
+    )
+
+
+class DinoConfig(_Section):
+    """A whole DINO run."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    head: HeadConfig = Field(default_factory=HeadConfig)
+    crops: CropsConfig = Field(default_factory=CropsConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> DinoConfig:
+        is_vit = self.model.arch.startswith("vit")
+        if is_vit:
+            p = self.model_patch_size()
+            for name in ("global_size", "local_size"):
+                size = getattr(self.crops, name)
+                if size % p != 0:
+                    raise ValueError(
+                        f"crops.{name}={size} is not divisible by the patch size {p}: "
+                        f"choose a multiple of {p}"
+                    )
+        if self.optim.warmup_epochs > self.train.epochs:
+            raise ValueError(
+                f"optim.warmup_epochs={self.optim.warmup_epochs} exceeds "
+                f"train.epochs={self.train.epochs}"
+            )
+        if self.loss.warmup_teacher_temp_epochs > self.train.epochs:
+            raise ValueError(
+                f"loss.warmup_teacher_temp_epochs={self.loss.warmup_teacher_temp_epochs} "
+                f"exceeds train.epochs={self.train.epochs}"
+            )
+        if self.teacher.final_momentum < self.teacher.momentum:
+            raise ValueError("teacher.final_momentum must be >= teacher.momentum")
+        if self.optim.min_lr > self.optim.lr:
+            raise ValueError("optim.min_lr must be <= optim.lr")
+        return self
+
+    def model_patch_size(self) -> int:
+        """Patch size: parsed from a timm name (``..._patch16_...``) or ``model.patch_size``."""
+        arch = self.model.arch
+        if arch != "vit_custom" and "patch" in arch:
+            digits = arch.split("patch", 1)[1].split("_", 1)[0]
+            if digits.isdigit():
+                return int(digits)
+        return self.model.patch_size
+
+    # ---- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def config_hash(self) -> str:
+        """Stable 12-hex-digit hash of the resolved config (key order independent)."""
+        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()[:12]
+
+    def flat(self) -> dict[str, Any]:
+        """``{"loss.teacher_temp": 0.07, …}``: for MLflow params and grid tables."""
+        return flatten(self.to_dict())
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid DINO config ({source}):"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling; see configs/ for valid keys)"
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_value(text: str) -> Any:
+    """Parse an override value with YAML rules (``0.05``, ``true``, ``[0.4, 1.0]``, ``null``)."""
+    return yaml.safe_load(text)
+
+
+def set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``d["a"]["b"] = value`` for ``"a.b"``; unknown sections are an error."""
+    parts = dotted.split(".")
+    if any(not p for p in parts):
+        raise ConfigError(f"override key {dotted!r} is malformed: use section.field")
+    node = d
+    for i, p in enumerate(parts[:-1]):
+        child = node.get(p)
+        if not isinstance(child, dict):
+            where = ".".join(parts[: i + 1])
+            raise ConfigError(f"override {dotted!r}: {where!r} is not a config section")
+        node = child
+    node[parts[-1]] = value
+
+
+def apply_overrides(base: dict[str, Any], overrides: list[str] | dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``base`` with ``key=value`` strings (or a dict) applied."""
+    out = json.loads(json.dumps(base))
+    items = overrides.items() if isinstance(overrides, dict) else _split_overrides(overrides)
+    for key, value in items:
+        set_dotted(out, key, value)
+    return out
+
+
+def _split_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
+    pairs: list[tuple[str, Any]] = []
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.field=value")
+        key, _, raw = item.partition("=")
+        pairs.append((key.strip(), parse_value(raw)))
+    return pairs
+
+
+def build_config(
+    data: dict[str, Any] | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+    source: str = "config",
+) -> DinoConfig:
+    """Validate a (partial) dict plus overrides into a :class:`DinoConfig`."""
+    base = DinoConfig().to_dict()
+    merged = _deep_merge(base, data or {})
+    if overrides:
+        merged = apply_overrides(merged, overrides)
+    try:
+        return DinoConfig.model_validate(merged)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def _deep_merge(base: dict[str, Any], upd: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in upd.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> DinoConfig:
+    """Load a YAML file (partial configs are completed with the defaults)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(p)!r} must hold a mapping of sections")
+    return build_config(data, overrides, source=str(p))

@@ -1,0 +1,67 @@
+"""Backbones from timm, built so global and local crops share one model.
+
+ViTs are built with ``dynamic_img_size=True`` (position embeddings interpolated per input
+size, as the official code does for 96 px local crops) and ``num_classes=0`` so ``forward``
+returns the CLS feature. ``vit_custom`` builds a timm VisionTransformer of any size (e.g. the
+MNIST report's 12 layers, d=192, 4 heads, patch 4). No weights are downloaded: DINO trains
+from scratch.
+"""
+
+from __future__ import annotations
+
+import timm
+import torch.nn as nn
+from timm.models.vision_transformer import VisionTransformer
+
+from dino_core.config import ConfigError, ModelConfig
+
+KNOWN_TIMM_ARCHS = (
+    "vit_tiny_patch16_224",
+    "vit_small_patch16_224",
+    "vit_base_patch16_224",
+    "vit_small_patch8_224",
+    "vit_base_patch8_224",
+    "resnet50",
+)
+
+
+def build_backbone(cfg: ModelConfig, img_size: int) -> tuple[nn.Module, int]:
+    """Return ``(backbone, feature_dim)``; ``backbone(x)`` gives ``[B, feature_dim]``.
+
+    ``img_size`` is the global crop size; ViTs accept other sizes (local crops) at run time.
+    """
+    if cfg.arch == "vit_custom":
+        model: nn.Module = VisionTransformer(
+            img_size=img_size,
+            patch_size=cfg.patch_size,
+            in_chans=cfg.in_chans,
+            num_classes=0,
+            embed_dim=cfg.embed_dim,
+            depth=cfg.depth,
+            num_heads=cfg.num_heads,
+            mlp_ratio=cfg.mlp_ratio,
+            qkv_bias=True,
+            drop_path_rate=cfg.drop_path_rate,
+            dynamic_img_size=True,
+        )
+        return model, cfg.embed_dim
+    if not timm.is_model(cfg.arch):
+        raise ConfigError(
+            f"model.arch={cfg.arch!r} is not a timm model; use 'vit_custom' or one of "
+            f"{', '.join(KNOWN_TIMM_ARCHS)}"
+        )
+    kwargs: dict[str, object] = {
+        "pretrained": False,
+        "num_classes": 0,
+        "in_chans": cfg.in_chans,
+        "drop_path_rate": cfg.drop_path_rate,
+    }
+    if cfg.arch.startswith("vit"):
+        kwargs.update(img_size=img_size, dynamic_img_size=True)
+    model = timm.create_model(cfg.arch, **kwargs)
+    dim = int(model.num_features)
+    return model, dim
+
+
+def is_vit(model: nn.Module) -> bool:
+    return isinstance(model, VisionTransformer)
