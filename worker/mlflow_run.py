@@ -1,0 +1,156 @@
+"""Find or create the one MLflow run of a job (explicit run ids, no fluent active run).
+
+A job owns exactly one run for all its attempts: ``spec.mlflow.run_id`` when the orchestrator
+already knows it, else the run tagged ``dino.job_id=<job_id>`` in the experiment, else a new
+run. Grid jobs are children of the grid's parent run (``mlflow.parentRunId``).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities import RunStatus, RunTag, ViewType
+from mlflow.exceptions import MlflowException
+
+from worker.settings import default_artifact_root, default_tracking_uri
+from worker.spec import JobSpec
+
+TAG_JOB = "dino.job_id"
+TAG_GRID = "dino.grid_id"
+TAG_ATTEMPT = "dino.attempt"
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    """Everything needed to open a job's run; plain data so it crosses Ray processes."""
+
+    tracking_uri: str
+    experiment_name: str
+    job_id: str
+    run_name: str
+    run_id: str | None = None
+    parent_run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@functools.cache
+def code_version() -> str:
+    """Git commit of the checkout holding this package, else the installed package version."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / ".git").exists():
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(root), "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+            sha = out.stdout.strip()
+            if out.returncode == 0 and len(sha) == 40:
+                return sha
+        except (OSError, subprocess.SubprocessError):
+            pass
+    try:
+        return importlib.metadata.version("dino-orchestrator")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def target_for(spec: JobSpec, config_hash: str, dataset: str) -> RunTarget:
+    """The run target of ``spec``: tracking URI, experiment and the tags every attempt sets."""
+    version = code_version()
+    tags = {
+        TAG_JOB: spec.job_id,
+        TAG_ATTEMPT: str(spec.attempt),
+        "dino.kind": spec.kind,
+        "dino.config_hash": config_hash,
+        "dino.dataset": dataset,
+        "dino.code_version": version,
+    }
+    if len(version) == 40:
+        tags["mlflow.source.git.commit"] = version
+    if spec.grid_id is not None:
+        tags[TAG_GRID] = spec.grid_id
+    if spec.source_checkpoint is not None:
+        tags["dino.source_checkpoint"] = spec.source_checkpoint
+    tags.update(spec.tags)
+    return RunTarget(
+        tracking_uri=spec.mlflow.tracking_uri or default_tracking_uri(),
+        experiment_name=spec.mlflow.experiment_name,
+        job_id=spec.job_id,
+        run_name=spec.job_id,
+        run_id=spec.mlflow.run_id,
+        parent_run_id=spec.mlflow.parent_run_id,
+        tags=tags,
+    )
+
+
+def is_embedded(tracking_uri: str) -> bool:
+    """True for a store the worker opens directly (sqlite file), not an MLflow server."""
+    return tracking_uri.startswith("sqlite:")
+
+
+def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:
+    """Id of experiment ``name``; created (embedded store: under ``DINO_HOME/mlartifacts``)."""
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            raise MlflowException(
+                f"MLflow experiment {name!r} is deleted: restore it in the UI or choose another "
+                "spec.mlflow.experiment_name"
+            )
+        return str(exp.experiment_id)
+    location = default_artifact_root() if is_embedded(tracking_uri) else None
+    try:
+        return str(client.create_experiment(name, artifact_location=location))
+    except MlflowException:
+        exp = client.get_experiment_by_name(name)  # another job created it meanwhile
+        if exp is None:
+            raise
+        return str(exp.experiment_id)
+
+
+def find_job_run(client: MlflowClient, experiment_id: str, job_id: str) -> str | None:
+    """The oldest live run tagged with ``job_id`` in the experiment, if any."""
+    safe = job_id.replace("'", "\\'")
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_JOB}` = '{safe}'",
+        run_view_type=ViewType.ACTIVE_ONLY,
+        max_results=10,
+        order_by=["attributes.start_time ASC"],
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def open_run(client: MlflowClient, target: RunTarget) -> str:
+    """Continue the job's run (marking it RUNNING and updating tags) or create it once."""
+    run_id = target.run_id
+    if run_id is None:
+        exp_id = ensure_experiment(client, target.experiment_name, target.tracking_uri)
+        run_id = find_job_run(client, exp_id, target.job_id)
+        if run_id is None:
+            tags = dict(target.tags)
+            if target.parent_run_id:
+                tags["mlflow.parentRunId"] = target.parent_run_id
+            run = client.create_run(exp_id, tags=tags, run_name=target.run_name)
+            return str(run.info.run_id)
+    run = client.get_run(run_id)
+    if run.info.lifecycle_stage == "deleted":
+        raise MlflowException(
+            f"MLflow run {run_id} of job {target.job_id} is deleted: restore it or clear "
+            "spec.mlflow.run_id to start a new run"
+        )
+    if run.info.status != RunStatus.to_string(RunStatus.RUNNING):
+        client.update_run(run_id, status="RUNNING")
+    tags = [RunTag(k, v) for k, v in target.tags.items()]
+    if target.parent_run_id and "mlflow.parentRunId" not in run.data.tags:
+        tags.append(RunTag("mlflow.parentRunId", target.parent_run_id))
+    client.log_batch(run_id, tags=tags)
+    return str(run_id)
