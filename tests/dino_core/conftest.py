@@ -1,0 +1,29 @@
+"""Shared tiny configs: seconds-long DINO runs on generated shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dino_core.config import DinoConfig, build_config
+
+
+def tiny_config(**overrides: Any) -> DinoConfig:
+    """A 2-block ViT on 16 px synthetic images, K=64: a step takes milliseconds."""
+    data: dict[str, Any] = {
+        "model": {"arch": "vit_custom", "patch_size": 4, "embed_dim": 32, "depth": 2,
+                  "num_heads": 2, "drop_path_rate": 0.0},
+        "head": {"out_dim": 64, "hidden_dim": 64, "bottleneck_dim": 16},
+        "crops": {"global_size": 16, "local_size": 8, "local_number": 2},
+        "loss": {"warmup_teacher_temp_epochs": 1},
+        "optim": {"warmup_epochs": 1, "lr": 0.001},
+        "data": {"dataset": "synthetic", "synthetic_size": 64, "synthetic_image_size": 16},
+        "train": {"epochs": 2, "batch_size": 16, "threads": 1, "log_every_steps": 1},
+    }
+    return build_config(data, overrides)
+
+
+@pytest.fixture
+def tiny() -> DinoConfig:
+    return tiny_config()
