@@ -1,0 +1,128 @@
+"""The trainer: exact resume, last-layer freeze, checkpoints, divergence, callbacks."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from dino_core.callbacks import Callback, CheckpointEvent, StepEvent
+from dino_core.checkpoint import list_checkpoints, load_checkpoint, load_latest
+from dino_core.metrics_file import read_metrics
+from dino_core.models import build_model
+from dino_core.runtime import seed_everything
+from dino_core.train import train
+from tests.dino_core.conftest import tiny_config
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAt(Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, event: StepEvent) -> None:
+        if event.step == self.step:
+            raise Crash(f"killed after step {event.step}")
+
+
+@pytest.mark.parametrize("pipeline", ["per_image", "batched"])
+def test_resume_is_bitwise_exact(tmp_path: Path, pipeline: str) -> None:
+    cfg = tiny_config(**{"train.checkpoint_every_steps": 3, "crops.pipeline": pipeline,
+                         "model.drop_path_rate": 0.1})
+    full = train(cfg, str(tmp_path / "full"))
+    assert full.status == "SUCCEEDED" and full.step == 8  # 64 images / 16 = 4 steps x 2 epochs
+    with pytest.raises(Crash):
+        train(cfg, str(tmp_path / "cut"), [CrashAt(5)])  # last checkpoint: step 3
+    assert [Path(p).name for p in list_checkpoints(str(tmp_path / "cut"))] == [
+        "checkpoint-00000003.pt", "checkpoint-00000004.pt"]
+    resumed = train(cfg, str(tmp_path / "cut"))
+    assert resumed.step == 8
+    a = load_checkpoint(full.checkpoint)["teacher"]  # type: ignore[arg-type]
+    b = load_checkpoint(resumed.checkpoint)["teacher"]  # type: ignore[arg-type]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # the metrics file holds each step exactly once and the same values
+    m_full, m_cut = read_metrics(str(tmp_path / "full")), read_metrics(str(tmp_path / "cut"))
+    assert [r["step"] for r in m_cut] == list(range(1, 9))
+    assert [r["loss"] for r in m_cut] == [r["loss"] for r in m_full]
+
+
+def test_last_layer_frozen_in_epoch_0_only(tmp_path: Path) -> None:
+    cfg = tiny_config(**{"optim.freeze_last_layer": 1, "train.keep_checkpoints": 5})
+    seed_everything(cfg.train.seed)
+    init = build_model(cfg).state_dict()
+    train(cfg, str(tmp_path))
+    ckpts = list_checkpoints(str(tmp_path))
+    after_e0 = load_checkpoint(ckpts[0])["student"]
+    after_e1 = load_checkpoint(ckpts[1])["student"]
+    key = "head.last_layer.parametrizations.weight.original1"
+    assert torch.equal(after_e0[key], init[key])
+    assert not torch.equal(after_e1[key], after_e0[key])
+    assert not torch.equal(after_e0["head.mlp.0.weight"], init["head.mlp.0.weight"])
+
+
+def test_teacher_never_gets_gradients_and_follows_ema(tmp_path: Path) -> None:
+    cfg = tiny_config(**{"teacher.momentum": 1.0, "train.epochs": 1,
+                         "loss.warmup_teacher_temp_epochs": 0, "optim.warmup_epochs": 0})
+    seed_everything(cfg.train.seed)
+    init = build_model(cfg).state_dict()
+    res = train(cfg, str(tmp_path))
+    ck = load_checkpoint(res.checkpoint)  # type: ignore[arg-type]
+    for k, v in ck["teacher"].items():  # momentum 1: the teacher never moves
+        assert torch.equal(v, init[k]), k
+    assert not torch.equal(ck["student"]["head.mlp.0.weight"], init["head.mlp.0.weight"])
+
+
+def test_metrics_reported_every_step(tmp_path: Path) -> None:
+    seen: list[StepEvent] = []
+    ckpts: list[CheckpointEvent] = []
+
+    class Rec(Callback):
+        def on_step_end(self, event: StepEvent) -> None:
+            seen.append(event)
+
+        def on_checkpoint(self, event: CheckpointEvent) -> None:
+            ckpts.append(event)
+
+    cfg = tiny_config()
+    train(cfg, str(tmp_path), [Rec()])
+    assert [e.step for e in seen] == list(range(1, 9))
+    keys = {"loss", "lr", "wd", "momentum", "teacher_temp", "teacher_entropy", "student_entropy",
+            "kl", "center_norm", "loss_minus_lnK", "images_per_s"}
+    assert keys <= set(seen[0].metrics)
+    m = seen[-1].metrics
+    assert m["loss_minus_lnK"] == pytest.approx(m["loss"] - math.log(64))
+    assert m["kl"] == pytest.approx(m["loss"] - m["teacher_entropy"])
+    assert 0 <= m["teacher_entropy"] <= math.log(64) + 1e-4
+    assert [c.step for c in ckpts] == [4, 8]
+    assert (tmp_path / "config.yaml").exists()
+
+
+def test_nonfinite_loss_stops_with_step_and_keeps_checkpoint(tmp_path: Path) -> None:
+    cfg = tiny_config(**{"train.checkpoint_every_steps": 1, "optim.lr": 1e30})
+    res = train(cfg, str(tmp_path))
+    assert res.status == "DIVERGED"
+    bad_step = res.detail["step"]
+    assert res.error is not None and f"step {bad_step}" in res.error
+    found = load_latest(str(tmp_path))
+    assert found is not None and found[1]["step"] == bad_step - 1  # the last good step
+    assert all(torch.isfinite(v).all() for v in found[1]["student"].values())
+
+
+def test_corrupt_latest_checkpoint_falls_back(tmp_path: Path) -> None:
+    cfg = tiny_config()
+    train(cfg, str(tmp_path))
+    ckpts = list_checkpoints(str(tmp_path))
+    Path(ckpts[-1]).write_bytes(Path(ckpts[-1]).read_bytes()[:100])
+    found = load_latest(str(tmp_path))
+    assert found is not None and found[0] == ckpts[-2]
+    with pytest.raises(Exception, match="corrupt or truncated"):
+        load_checkpoint(ckpts[-1])
+    res = train(cfg, str(tmp_path))  # resumes from step 4, finishes again at 8
+    assert res.step == 8
