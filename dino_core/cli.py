@@ -33,8 +33,13 @@ def train_command(
     typer.echo(f"run directory: {out}  (config hash {cfg.config_hash()})")
     callbacks = [ProgressBar(cfg.train.max_steps), *_knn_callbacks(cfg)]
     result = train(cfg, str(out), callbacks, resume=not no_resume)
-    summary = {"status": result.status, "step": result.step, "epoch": result.epoch,
-               "checkpoint": result.checkpoint, **{k: round(v, 5) for k, v in result.metrics.items()}}
+    summary = {
+        "status": result.status,
+        "step": result.step,
+        "epoch": result.epoch,
+        "checkpoint": result.checkpoint,
+        **{k: round(v, 5) for k, v in result.metrics.items()},
+    }
     if result.collapse:
         summary["collapse"] = result.collapse
     if result.error:

@@ -22,8 +22,10 @@ class ProgressBar(Callback):
         m = event.metrics
         self.bar.set_description(f"epoch {event.epoch}")
         self.bar.set_postfix(
-            loss=f"{m['loss']:.4f}", img_s=f"{m['images_per_s']:.0f}",
-            H_t=f"{m['teacher_entropy']:.2f}", refresh=False,
+            loss=f"{m['loss']:.4f}",
+            img_s=f"{m['images_per_s']:.0f}",
+            H_t=f"{m['teacher_entropy']:.2f}",
+            refresh=False,
         )
         self.bar.update(1)
 
