@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -24,13 +25,13 @@ PAPER_MASS_THRESHOLD = 0.6  # paper Sec. 4.2 / Fig. 3: keep 60% of the attention
 MASS_TOLERANCE = 1e-6  # masses this close to the threshold count as reaching it (float32 sums)
 
 
-def _last_attention_module(model: nn.Module) -> nn.Module:
+def _last_attention_module(model: nn.Module) -> Any:
     if not isinstance(model, VisionTransformer):
         raise ValueError(
             f"attention maps need a timm VisionTransformer backbone, got {type(model).__name__}"
             " (model.arch must be a ViT)"
         )
-    attn = model.blocks[-1].attn
+    attn: Any = model.blocks[-1].attn
     for name in ("qkv", "num_heads", "head_dim", "scale"):
         if not hasattr(attn, name):
             raise ValueError(
@@ -40,7 +41,7 @@ def _last_attention_module(model: nn.Module) -> nn.Module:
     return attn
 
 
-def attention_weights(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def attention_weights(attn: Any, x: torch.Tensor) -> torch.Tensor:
     """``softmax(scale * q k^T)`` ``[B, heads, N, N]`` of a timm ``Attention`` for input ``x``."""
     b, n, _ = x.shape
     heads, head_dim = int(attn.num_heads), int(attn.head_dim)
@@ -71,14 +72,15 @@ def capture_last_attention_input(model: nn.Module) -> Iterator[list[torch.Tensor
 def last_block_attention(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Attention weights ``[B, heads, N, N]`` of the last block (all tokens, float32)."""
     attn = _last_attention_module(model)
+    vit: Any = model
     with capture_last_attention_input(model) as seen:
-        model.forward_features(images)
+        vit.forward_features(images)
     return attention_weights(attn, seen[-1])
 
 
 def patch_grid(model: nn.Module, height: int, width: int) -> tuple[int, int]:
     """Patch-grid size ``(h, w)`` the ViT uses for an image of ``height x width``."""
-    pe = model.patch_embed
+    pe: Any = model.patch_embed
     if hasattr(pe, "dynamic_feat_size"):
         h, w = pe.dynamic_feat_size((height, width))
         return int(h), int(w)
@@ -87,7 +89,8 @@ def patch_grid(model: nn.Module, height: int, width: int) -> tuple[int, int]:
 
 
 def patch_size_of(model: nn.Module) -> tuple[int, int]:
-    ps = model.patch_embed.patch_size
+    pe: Any = model.patch_embed
+    ps = pe.patch_size
     return (int(ps[0]), int(ps[1])) if isinstance(ps, tuple | list) else (int(ps), int(ps))
 
 
@@ -98,7 +101,7 @@ def cls_attention_maps(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     Values are the raw softmax weights, so a map sums to 1 minus the CLS→prefix share.
     """
     weights = last_block_attention(model, images)
-    prefix = int(model.num_prefix_tokens)
+    prefix = int(getattr(model, "num_prefix_tokens", 1))
     h, w = patch_grid(model, images.shape[-2], images.shape[-1])
     cls_to_patch = weights[:, :, 0, prefix:]
     if cls_to_patch.shape[-1] != h * w:

@@ -8,7 +8,8 @@ average-pooled patch tokens of the last block (official ``eval_linear.py``: ViT-
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
@@ -34,6 +35,17 @@ def model_device(model: nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
     return torch.device("cpu")
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode for the block; its previous train/eval mode restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def default_last_blocks(model: nn.Module) -> int:
@@ -63,7 +75,7 @@ def probe_features(
         )
     if model.cls_token is None:
         raise ValueError("the ViT has no CLS token: concatenated CLS features are undefined")
-    layers = model.forward_intermediates(
+    layers: list[tuple[torch.Tensor, torch.Tensor]] = model.forward_intermediates(  # type: ignore[assignment]
         x,
         indices=n_last_blocks,
         return_prefix_tokens=True,
@@ -97,19 +109,18 @@ def extract_features(
     ``normalize`` L2-normalises each row (k-NN); the linear probe uses raw features.
     """
     dev = model_device(model) if device is None else resolve_device(device)
-    was_training = model.training
-    model.to(dev).eval()
+    model.to(dev)
     feats: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
     bar = tqdm(batches, desc=desc, total=total_batches, disable=not progress, unit="batch")
     try:
-        for images, y in bar:
-            f = probe_features(model, images.to(dev), n_last_blocks, avgpool_patchtokens)
-            feats.append(f.float().cpu())
-            labels.append(torch.as_tensor(y).long().cpu())
+        with eval_mode(model):
+            for images, y in bar:
+                f = probe_features(model, images.to(dev), n_last_blocks, avgpool_patchtokens)
+                feats.append(f.float().cpu())
+                labels.append(torch.as_tensor(y).long().cpu())
     finally:
         bar.close()
-        model.train(was_training)
     if not feats:
         raise ValueError(f"no images to extract {desc} from: the dataset is empty")
     out = torch.cat(feats)

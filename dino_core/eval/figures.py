@@ -36,6 +36,17 @@ def display_images(
     return (x - lo) / (hi - lo).clamp_min(1e-8)
 
 
+def transform_stats(
+    transform: object,
+) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+    """The normalisation ``(mean, std)`` of a transform (``EvalTransform``), if it has them."""
+    out: list[tuple[float, ...] | None] = []
+    for attr in ("mean", "std"):
+        value = getattr(transform, attr, None)
+        out.append(tuple(float(v) for v in value.flatten()) if value is not None else None)
+    return out[0], out[1]
+
+
 def _as_hwc(img: torch.Tensor) -> np.ndarray:
     arr = img.permute(1, 2, 0).numpy()
     return arr[..., 0] if arr.shape[-1] == 1 else arr
@@ -72,16 +83,18 @@ def save_attention_figure(
         img = _as_hwc(images[i].detach().float().cpu().clamp(0, 1))
         gray = img.ndim == 2
         cmap = "gray" if gray else None
-        axes[i, 0].imshow(img, cmap=cmap, vmin=0, vmax=1)
+        axes[i, 0].imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
         for h in range(heads):
-            axes[i, 1 + h].imshow(up_heads[i, h].numpy(), cmap="inferno")
-        axes[i, heads + 1].imshow(img, cmap=cmap, vmin=0, vmax=1)
-        axes[i, heads + 1].imshow(up_mean[i].numpy(), cmap="inferno", alpha=0.6)
-        axes[i, heads + 2].imshow(img, cmap=cmap, vmin=0, vmax=1)
+            axes[i, 1 + h].imshow(up_heads[i, h].numpy(), cmap="inferno", interpolation="nearest")
+        axes[i, heads + 1].imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+        axes[i, heads + 1].imshow(
+            up_mean[i].numpy(), cmap="inferno", alpha=0.6, interpolation="nearest"
+        )
+        axes[i, heads + 2].imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
         keep = up_mask[i].numpy()
         shade = np.zeros((*size, 4), dtype=np.float32)  # darken what the mask drops
         shade[..., 3] = np.where(keep, 0.0, 0.7)
-        axes[i, heads + 2].imshow(shade)
+        axes[i, heads + 2].imshow(shade, interpolation="nearest")
         if keep.any() and not keep.all():
             axes[i, heads + 2].contour(keep.astype(np.float32), levels=[0.5], colors="cyan")
         if titles is not None and i < len(titles):

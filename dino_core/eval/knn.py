@@ -167,6 +167,6 @@ def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor) -> tuple[float, fl
         raise ValueError("cannot compute accuracy on zero labelled images")
     top = scores.topk(min(5, scores.shape[1]), dim=1).indices
     hit = top == labels[:, None]
-    top1 = 100.0 * hit[:, 0].float().mean().item()
-    top5 = 100.0 * hit.any(dim=1).float().mean().item()
+    top1 = 100.0 * hit[:, 0].double().mean().item()
+    top5 = 100.0 * hit.any(dim=1).double().mean().item()
     return top1, top5
