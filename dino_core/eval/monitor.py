@@ -46,7 +46,8 @@ def _due(every: int, epoch: int) -> bool:
 
 
 class KnnMonitor(Callback):
-    """Adds ``knn_top1`` / ``knn_top5`` (percent, teacher) to the metrics of due epochs."""
+    """Adds ``knn_top1_k<k>`` / ``knn_top5_k<k>`` (percent, teacher; the names
+    :func:`dino_core.eval.run.run_knn_eval` uses) to the metrics of due epochs."""
 
     def __init__(self, cfg: DinoConfig, *, batch_size: int = 256) -> None:
         self.cfg = cfg
@@ -68,7 +69,7 @@ class KnnMonitor(Callback):
             batch_size=self.batch_size,
             name="teacher",
         )[f"k={k}"]
-        metrics = {"knn_top1": float(rep["top1"]), "knn_top5": float(rep["top5"])}
+        metrics = {f"knn_top1_k{k}": float(rep["top1"]), f"knn_top5_k{k}": float(rep["top5"])}
         event.metrics.update(metrics)
         self.history.append({"epoch": event.epoch, "step": event.step, **metrics})
 

@@ -51,13 +51,13 @@ def test_knn_monitor_runs_on_due_epochs_only() -> None:
     mon.on_epoch_end(second)
     assert mon.data is not None and mon.data.train is not None
     assert len(mon.data.train) == 20 and len(mon.data.test) == 10
-    assert 0.0 <= second.metrics["knn_top1"] <= second.metrics["knn_top5"] <= 100.0
+    assert 0.0 <= second.metrics["knn_top1_k5"] <= second.metrics["knn_top5_k5"] <= 100.0
     assert mon.history == [
         {
             "epoch": 1,
             "step": 20,
-            "knn_top1": second.metrics["knn_top1"],
-            "knn_top5": second.metrics["knn_top5"],
+            "knn_top1_k5": second.metrics["knn_top1_k5"],
+            "knn_top5_k5": second.metrics["knn_top5_k5"],
         }
     ]
     assert teacher.training  # mode restored
