@@ -36,6 +36,7 @@ class RunTarget:
     run_id: str | None = None
     parent_run_id: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    artifact_location: str | None = None  # for an experiment this job creates
 
 
 @functools.cache
@@ -80,14 +81,16 @@ def target_for(spec: JobSpec, config_hash: str, dataset: str) -> RunTarget:
     if spec.source_checkpoint is not None:
         tags["dino.source_checkpoint"] = spec.source_checkpoint
     tags.update(spec.tags)
+    uri = spec.mlflow.tracking_uri or default_tracking_uri()
     return RunTarget(
-        tracking_uri=spec.mlflow.tracking_uri or default_tracking_uri(),
+        tracking_uri=uri,
         experiment_name=spec.mlflow.experiment_name,
         job_id=spec.job_id,
         run_name=spec.job_id,
         run_id=spec.mlflow.run_id,
         parent_run_id=spec.mlflow.parent_run_id,
         tags=tags,
+        artifact_location=default_artifact_root() if is_embedded(uri) else None,
     )
 
 
@@ -96,8 +99,9 @@ def is_embedded(tracking_uri: str) -> bool:
     return tracking_uri.startswith("sqlite:")
 
 
-def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:
-    """Id of experiment ``name``; created (embedded store: under ``DINO_HOME/mlartifacts``)."""
+def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    """Id of experiment ``name``, created with ``artifact_location`` if it does not exist
+    (embedded store: ``DINO_HOME/mlartifacts``; a server picks its own)."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
@@ -106,9 +110,8 @@ def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str
                 "spec.mlflow.experiment_name"
             )
         return str(exp.experiment_id)
-    location = default_artifact_root() if is_embedded(tracking_uri) else None
     try:
-        return str(client.create_experiment(name, artifact_location=location))
+        return str(client.create_experiment(name, artifact_location=artifact_location))
     except MlflowException:
         exp = client.get_experiment_by_name(name)  # another job created it meanwhile
         if exp is None:
@@ -133,13 +136,13 @@ def open_run(client: MlflowClient, target: RunTarget) -> str:
     """Continue the job's run (marking it RUNNING and updating tags) or create it once."""
     run_id = target.run_id
     if run_id is None:
-        exp_id = ensure_experiment(client, target.experiment_name, target.tracking_uri)
+        exp_id = ensure_experiment(client, target.experiment_name, target.artifact_location)
         run_id = find_job_run(client, exp_id, target.job_id)
         if run_id is None:
-            tags = dict(target.tags)
+            initial = dict(target.tags)
             if target.parent_run_id:
-                tags["mlflow.parentRunId"] = target.parent_run_id
-            run = client.create_run(exp_id, tags=tags, run_name=target.run_name)
+                initial["mlflow.parentRunId"] = target.parent_run_id
+            run = client.create_run(exp_id, tags=initial, run_name=target.run_name)
             return str(run.info.run_id)
     run = client.get_run(run_id)
     if run.info.lifecycle_stage == "deleted":

@@ -87,7 +87,7 @@ class MlflowTracker(Callback):
         self.session.log_metrics(metrics, event.step)
 
     def on_epoch_end(self, event: EpochEvent) -> None:
-        metrics = {f"epoch/{k}": v for k, v in event.metrics.items()}
+        metrics = dict(event.metrics)  # the trainer's epoch means (epoch_loss, ...)
         for hook in self.epoch_hooks:
             try:
                 out = hook(event)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, RunTag
 
 from worker.mlflow_run import RunTarget, open_run
 
@@ -43,6 +43,11 @@ class _Metrics:
 @dataclass
 class _Params:
     params: dict[str, str]
+
+
+@dataclass
+class _Tags:
+    tags: dict[str, str]
 
 
 @dataclass
@@ -69,7 +74,7 @@ class _Terminate:
     status: str
 
 
-_Op = _Metrics | _Params | _Image | _Artifact | _Text | _Terminate
+_Op = _Metrics | _Params | _Tags | _Image | _Artifact | _Text | _Terminate
 
 
 class TrackingSession:
@@ -174,6 +179,9 @@ class TrackingSession:
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         self._put(_Params({k: str(v) for k, v in params.items()}))
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self._put(_Tags({k: str(v) for k, v in tags.items()}))
 
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:
         self._put(_Image(key, int(step), image))
@@ -289,6 +297,8 @@ class TrackingSession:
                     self._last_step[m.key] = max(m.step, self._last_step.get(m.key, -1))
         elif isinstance(op, _Params):
             self._apply_params(client, run_id, op.params)
+        elif isinstance(op, _Tags):
+            client.log_batch(run_id, tags=[RunTag(k, v) for k, v in op.tags.items()])
         elif isinstance(op, _Image):
             ident = (op.key.replace("/", "~"), op.step)
             if ident not in self._images:

@@ -20,6 +20,7 @@ from dino_core.callbacks import (
 from dino_core.config import build_config
 from tests.worker.helpers import tiny_config_dict
 from worker.mlflow_run import TAG_JOB, RunTarget
+from worker.settings import default_artifact_root
 from worker.tracker import EpochOutputs, MlflowTracker
 from worker.tracking_session import TrackingSession
 
@@ -31,6 +32,7 @@ def _target(uri: str, job_id: str, **kw: object) -> RunTarget:
         job_id=job_id,
         run_name=job_id,
         tags={TAG_JOB: job_id, "dino.attempt": str(kw.pop("attempt", 1))},
+        artifact_location=default_artifact_root(),
         **kw,  # type: ignore[arg-type]
     )
 
@@ -55,7 +57,7 @@ def _attempt(
     for step in range(start + 1, stop + 1):
         tracker.on_step_end(StepEvent(step, (step - 1) // 10, {"loss": _loss(step), "lr": 1e-3}))
         if step % 10 == 0:
-            tracker.on_epoch_end(EpochEvent(step // 10 - 1, step, {"loss": _loss(step)}))
+            tracker.on_epoch_end(EpochEvent(step // 10 - 1, step, {"epoch_loss": _loss(step)}))
         if step % ckpt_every == 0:
             tracker.on_checkpoint(CheckpointEvent(f"/tmp/ckpt-{step}", step, step // 10))
     return session
@@ -80,7 +82,7 @@ def test_params_metrics_images_and_artifacts_land_in_one_run(sqlite_uri: str) ->
     assert all(abs(m.value - _loss(m.step)) < 1e-12 for m in loss)
     knn = client.get_metric_history(run.info.run_id, "knn_top1")
     assert sorted((m.step, m.value) for m in knn) == [(10, 50.0), (20, 51.0)]
-    assert {m.step for m in client.get_metric_history(run.info.run_id, "epoch/loss")} == {10, 20}
+    assert {m.step for m in client.get_metric_history(run.info.run_id, "epoch_loss")} == {10, 20}
     assert "system/cpu_percent" in run.data.metrics
     assert run.data.metrics["collapse/teacher_entropy"] == 4.15
     images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
@@ -111,7 +113,11 @@ def test_resumed_attempt_continues_the_same_run_without_gap_or_duplicate(sqlite_
     assert sorted(steps) == list(range(5, 61, 5))  # no gap, no duplicate
     knn_steps = [m.step for m in client.get_metric_history(first.run_id or "", "knn_top1")]
     assert sorted(knn_steps) == [10, 20, 30, 40, 50, 60]
-    pngs = [a.path for a in client.list_artifacts(first.run_id, "images") if a.path.endswith("png")]
+    pngs = [
+        a.path
+        for a in client.list_artifacts(first.run_id or "", "images")
+        if a.path.endswith("png")
+    ]
     assert len(pngs) == 6  # epochs 0..5, epoch 2's image (step 30) not logged twice
 
 

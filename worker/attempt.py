@@ -1,0 +1,99 @@
+"""One pretraining attempt in this process: single-process, or one rank of a Ray Train group.
+
+Rank 0 owns the tracking session, the MLflow tracker and the progress reporter; other ranks
+train with no callbacks (dino_core calls callbacks on rank 0 only and all-reduces the stop
+flag). The job's storage location is the trainer's ``output_dir``, so dino_core's resume
+from the newest checkpoint there is the job's resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dino_core.config import DinoConfig
+from dino_core.train import train
+from worker.epoch_eval import epoch_hooks
+from worker.mlflow_run import RunTarget
+from worker.outcome import MLFLOW_STATUS, failed, from_train
+from worker.progress import CancelFn, ProgressReporter
+from worker.spec import JobResult, JobSpec
+from worker.tracker import MlflowTracker
+from worker.tracking_session import TrackingSession
+
+OPEN_WAIT_S = 30.0  # wait this long for the MLflow run before training starts regardless
+CLOSE_WAIT_S = 120.0
+
+
+def open_session(
+    spec: JobSpec, target: RunTarget, emit: Callable[[dict[str, Any]], None]
+) -> TrackingSession:
+    """Start the job's tracking session; ``started`` is emitted once the run exists."""
+
+    def started(run_id: str) -> None:
+        emit({"event": "started", "mlflow_run_id": run_id, "attempt": spec.attempt})
+
+    def warning(message: str) -> None:
+        emit({"event": "warning", "message": message})
+
+    session = TrackingSession(target, on_warning=warning, on_open=started).start()
+    session.wait_open(OPEN_WAIT_S)
+    return session
+
+
+def finish_session(session: TrackingSession, result: JobResult) -> None:
+    """Record how the attempt ended on the run, then mark it terminated."""
+    session.log_text(result.model_dump_json(indent=2), "result.json")
+    if result.error:
+        session.log_text(result.error + "\n" + str(result.detail.get("traceback", "")), "error.txt")
+    session.set_tags({"dino.status": result.status})
+    session.close(MLFLOW_STATUS[result.status], timeout=CLOSE_WAIT_S)
+
+
+def pretrain_attempt(
+    spec: JobSpec,
+    config: DinoConfig,
+    target: RunTarget | None,
+    emit: Callable[[dict[str, Any]], None],
+    should_cancel: CancelFn | None,
+) -> JobResult:
+    """Train ``config`` into ``spec.storage_uri``; ``target`` None = a non-zero rank."""
+    if target is None:
+        res = train(config, spec.storage_uri, ())
+        return from_train(
+            spec.job_id,
+            status=res.status,
+            step=res.step,
+            epoch=res.epoch,
+            metrics=res.metrics,
+            checkpoint=res.checkpoint,
+            collapse=res.collapse,
+            error=res.error,
+            run_id=None,
+        )
+    session = open_session(spec, target, emit)
+    every = config.train.log_every_steps
+    tracker = MlflowTracker(session, log_every=every, epoch_hooks=epoch_hooks(config))
+    progress = ProgressReporter(emit, should_cancel, log_every=every)
+    try:
+        res = train(config, spec.storage_uri, [tracker, progress])
+        result = from_train(
+            spec.job_id,
+            status=res.status,
+            step=res.step,
+            epoch=res.epoch,
+            metrics=res.metrics,
+            checkpoint=res.checkpoint,
+            collapse=res.collapse,
+            error=res.error,
+            run_id=session.run_id,
+            detail=res.detail,
+        )
+    except Exception as err:
+        result = failed(spec.job_id, err, session.run_id)
+    except BaseException:
+        session.set_tags({"dino.status": "CANCELLED"})
+        session.close("KILLED", timeout=10.0)
+        raise
+    finish_session(session, result)
+    return result.model_copy(update={"mlflow_run_id": session.run_id})

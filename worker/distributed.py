@@ -1,0 +1,183 @@
+"""Multi-worker pretraining under Ray Train V2's ``TorchTrainer`` (DDP: gloo on CPU, nccl on GPU).
+
+Every rank runs :func:`worker.attempt.pretrain_attempt`; dino_core picks up the process group
+Ray Train set up, splits the global batch across ranks and calls callbacks on rank 0 only.
+Rank 0 tracks to MLflow itself (the job's own run; Ray's ``MLflowLoggerCallback`` is not
+used, see DESIGN.md) and sends progress events through a small :class:`JobChannel` actor,
+which the calling process drains into ``on_progress``; cancellation goes the other way.
+
+Resources are per worker: ``num_cpus``/``num_gpus``/``custom`` of the spec are reserved for
+each of the ``num_workers`` ranks. The calling process itself needs no CPU of its own.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import ray
+
+from dino_core.config import DinoConfig, build_config
+from worker.mlflow_run import RunTarget
+from worker.outcome import failed
+from worker.progress import CANCEL_POLL_S, CancelFn
+from worker.spec import JobResult, JobSpec
+
+DRAIN_INTERVAL_S = 0.2
+
+
+@ray.remote(num_cpus=0)
+class JobChannel:
+    """Rank 0 ⇄ caller: progress events one way, the cancel flag and the result the other."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.cancel = False
+        self.result: dict[str, Any] | None = None
+
+    def push(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+    def drain(self) -> list[dict[str, Any]]:
+        out, self.events = self.events, []
+        return out
+
+    def request_cancel(self) -> None:
+        self.cancel = True
+
+    def cancelled(self) -> bool:
+        return self.cancel
+
+    def set_result(self, result: dict[str, Any]) -> None:
+        self.result = result
+
+    def get_result(self) -> dict[str, Any] | None:
+        return self.result
+
+
+def _train_loop(loop_config: dict[str, Any]) -> None:
+    """Body of every Ray Train worker."""
+    import ray.train
+
+    from worker.attempt import pretrain_attempt
+
+    spec = JobSpec.model_validate(loop_config["spec"])
+    config = build_config(spec.config, source=f"job {spec.job_id} config")
+    channel = loop_config["channel"]
+    if ray.train.get_context().get_world_rank() != 0:
+        pretrain_attempt(spec, config, None, lambda _e: None, None)
+        return
+
+    def emit(event: dict[str, Any]) -> None:
+        channel.push.remote(event)
+
+    def should_cancel() -> bool:
+        return bool(ray.get(channel.cancelled.remote()))
+
+    target = RunTarget(**loop_config["target"])
+    result = pretrain_attempt(spec, config, target, emit, should_cancel)
+    ray.get(channel.set_result.remote(result.model_dump(mode="json")))
+    if result.status == "FAILED":  # the other ranks may wait in a collective: end the group
+        raise RuntimeError(f"rank 0 failed: {result.error}")
+
+
+def _scaling(spec: JobSpec) -> Any:
+    from ray.train import ScalingConfig
+
+    res = spec.resources
+    per_worker: dict[str, float] = {"CPU": res.num_cpus, **res.custom}
+    if res.num_gpus > 0:
+        per_worker["GPU"] = res.num_gpus
+    return ScalingConfig(
+        num_workers=res.num_workers, use_gpu=res.num_gpus > 0, resources_per_worker=per_worker
+    )
+
+
+def _forward(
+    channel: Any,
+    emit: Callable[[dict[str, Any]], None],
+    should_cancel: CancelFn | None,
+    done: threading.Event,
+) -> None:
+    """Drain rank 0's events into ``emit`` and relay ``should_cancel`` until ``done``."""
+    since_poll = 0.0
+    while True:
+        finished = done.wait(DRAIN_INTERVAL_S)
+        for event in ray.get(channel.drain.remote()):
+            emit(event)
+        if finished:
+            return
+        since_poll += DRAIN_INTERVAL_S
+        if should_cancel is not None and since_poll >= CANCEL_POLL_S:
+            since_poll = 0.0
+            try:
+                if should_cancel():
+                    channel.request_cancel.remote()
+            except Exception:  # a broken cancel check must not end the job
+                continue
+
+
+def run_distributed(
+    spec: JobSpec,
+    config: DinoConfig,
+    target: RunTarget,
+    emit: Callable[[dict[str, Any]], None],
+    should_cancel: CancelFn | None,
+) -> JobResult:
+    """Run the attempt on ``spec.resources.num_workers`` Ray Train workers."""
+    from dataclasses import asdict
+
+    from ray.train import FailureConfig, RunConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    if not ray.is_initialized():
+        ray.init()
+    channel = JobChannel.remote()  # type: ignore[attr-defined]
+    trainer = TorchTrainer(
+        _train_loop,
+        train_loop_config={
+            "spec": spec.model_dump(mode="json"),
+            "target": asdict(target),
+            "channel": channel,
+        },
+        torch_config=TorchConfig(backend="nccl" if spec.resources.num_gpus > 0 else "gloo"),
+        scaling_config=_scaling(spec),
+        run_config=RunConfig(
+            name=f"{spec.job_id}-attempt-{spec.attempt}",
+            storage_path=spec.storage_uri.rstrip("/") + "/ray_train",
+            failure_config=FailureConfig(max_failures=0),  # retries are the orchestrator's
+        ),
+    )
+    done = threading.Event()
+    forwarder = threading.Thread(
+        target=_forward, args=(channel, emit, should_cancel, done), daemon=True
+    )
+    forwarder.start()
+    try:
+        outcome = trainer.fit()
+        error = outcome.error
+    except Exception as err:
+        error = err
+    finally:
+        done.set()
+        forwarder.join(timeout=30)
+    raw = ray.get(channel.get_result.remote())
+    ray.kill(channel)
+    if raw is not None:
+        return JobResult.model_validate(raw)
+    if error is None:
+        error = RuntimeError("Ray Train finished but rank 0 reported no result")
+    return _record_failure(spec, target, emit, error)
+
+
+def _record_failure(
+    spec: JobSpec, target: RunTarget, emit: Callable[[dict[str, Any]], None], error: BaseException
+) -> JobResult:
+    """A rank died before rank 0 could report: mark the job's run FAILED from here."""
+    from worker.attempt import finish_session, open_session
+
+    session = open_session(spec, target, emit)
+    result = failed(spec.job_id, error, session.run_id)
+    finish_session(session, result)
+    return result

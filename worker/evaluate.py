@@ -1,0 +1,112 @@
+"""Evaluation jobs (``eval_knn`` / ``eval_linear`` / ``eval_attention``) of one checkpoint.
+
+Runs :mod:`dino_core.eval.run` on ``spec.source_checkpoint`` with ``spec.eval_options`` as
+keyword arguments (``data`` may be a dict of :class:`DataOverrides` fields), writing its
+report under ``<storage_uri>/eval/<kind>`` (a temporary directory for remote storage), then
+records it in the job's MLflow run: the report header and settings as params, flat metrics,
+the JSON report and figures as artifacts, and attention figures also as images
+(``log_image``) so the UI shows them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import tempfile
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from dino_core.eval.run import DataOverrides, run_attention_eval, run_knn_eval, run_linear_eval
+from worker.attempt import finish_session, open_session
+from worker.mlflow_run import RunTarget
+from worker.outcome import failed
+from worker.progress import CancelFn, finite
+from worker.spec import JobResult, JobSpec
+from worker.tracking_session import TrackingSession
+
+RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "eval_knn": run_knn_eval,
+    "eval_linear": run_linear_eval,
+    "eval_attention": run_attention_eval,
+}
+_FIXED = {"checkpoint", "out_dir"}
+
+
+def eval_kwargs(kind: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``spec.eval_options`` checked against the runner's keyword arguments."""
+    runner = RUNNERS[kind]
+    allowed = set(inspect.signature(runner).parameters) - _FIXED
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValueError(
+            f"spec.eval_options has unknown keys {unknown} for {kind}: valid keys are "
+            f"{sorted(allowed)}"
+        )
+    kwargs = dict(options)
+    if isinstance(kwargs.get("data"), dict):
+        kwargs["data"] = DataOverrides(**kwargs["data"])
+    return kwargs
+
+
+def _record(session: TrackingSession, result: dict[str, Any], out_dir: Path) -> None:
+    session.log_metrics(finite(result.get("metrics", {})), 0)
+    for path in sorted(out_dir.rglob("*")):
+        if path.is_file():
+            rel = path.parent.relative_to(out_dir)
+            session.log_artifact(str(path), "eval" if str(rel) == "." else f"eval/{rel}")
+            if path.suffix == ".png" and path.stem.startswith("attention"):
+                image = np.asarray(Image.open(path).convert("RGB"))
+                session.log_image(path.stem, image, step=0)
+
+
+def evaluate_job(
+    spec: JobSpec,
+    target: RunTarget,
+    emit: Callable[[dict[str, Any]], None],
+    should_cancel: CancelFn | None,
+) -> JobResult:
+    """Score ``spec.source_checkpoint``; the result's metrics are the runner's flat metrics."""
+    if not spec.source_checkpoint:
+        return failed(
+            spec.job_id,
+            ValueError(f"{spec.kind} job {spec.job_id} has no source_checkpoint to evaluate"),
+            spec.mlflow.run_id,
+        )
+    kwargs = eval_kwargs(spec.kind, spec.eval_options)
+    session = open_session(spec, target, emit)
+    session.log_params({f"eval_options.{k}": v for k, v in spec.eval_options.items()})
+    if should_cancel is not None and should_cancel():
+        result = JobResult(job_id=spec.job_id, status="CANCELLED", mlflow_run_id=session.run_id)
+        finish_session(session, result)
+        return result
+    local = "://" not in spec.storage_uri
+    try:
+        with (
+            nullcontext(str(Path(spec.storage_uri) / "eval" / spec.kind))
+            if local
+            else tempfile.TemporaryDirectory(prefix=f"dino-{spec.kind}-")
+        ) as out:
+            out_dir = Path(out)
+            report = RUNNERS[spec.kind](spec.source_checkpoint, out_dir=out_dir, **kwargs)
+            header = {k: v for k, v in report.items() if isinstance(v, str | int | float)}
+            settings = report.get("settings", {})
+            session.log_params({f"eval.{k}": v for k, v in {**header, **settings}.items()})
+            _record(session, report, out_dir)
+            if not local:
+                session.flush(300.0)  # artifacts are read from the temporary directory
+        result = JobResult(
+            job_id=spec.job_id,
+            status="SUCCEEDED",
+            metrics=finite(report.get("metrics", {})),
+            checkpoint_uri=spec.source_checkpoint,
+            mlflow_run_id=session.run_id,
+            detail={k: report[k] for k in ("kind", "settings", "n_train", "n_test") if k in report},
+        )
+    except Exception as err:
+        result = failed(spec.job_id, err, session.run_id)
+    finish_session(session, result)
+    return result
