@@ -1,0 +1,41 @@
+"""``run_orchestrator``: the scheduling loop of one process, until ``stop_event`` is set."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import ray
+
+from orchestrator.db import open_database
+from orchestrator.ray_cluster import connect
+from orchestrator.scheduler import Scheduler
+from orchestrator.settings import OrchestratorSettings
+
+log = logging.getLogger(__name__)
+
+
+def run_orchestrator(
+    stop_event: threading.Event, settings: OrchestratorSettings | None = None
+) -> None:
+    """Open (and migrate) the database, connect to Ray, then schedule until stopped.
+
+    With ``RAY_ADDRESS``/``settings.ray_address`` the jobs' detached actors keep running after
+    this returns, and the next orchestrator re-attaches to them. With a local Ray started
+    here, running jobs are requeued (without counting a failure) and Ray is shut down.
+    """
+    cfg = settings or OrchestratorSettings.from_env()
+    db = open_database(cfg.database_url)
+    owns_ray = connect(cfg)
+    scheduler = Scheduler(db, cfg)
+    log.info("orchestrator %s scheduling jobs from %s", scheduler.id, db.display_url())
+    try:
+        scheduler.start()
+        while not stop_event.is_set():
+            scheduler.tick()
+    finally:
+        scheduler.stop(owns_ray=owns_ray)
+        if owns_ray:
+            ray.shutdown()
+        db.dispose()
+        log.info("orchestrator %s stopped", scheduler.id)

@@ -1,0 +1,70 @@
+"""The MLflow parent run of a grid, created when its first job is scheduled.
+
+Children are the jobs' own runs (the worker sets ``mlflow.parentRunId`` from
+``spec.mlflow.parent_run_id``). The run id is stored on the grid row with a conditional
+UPDATE, so two orchestrators racing end up sharing one parent run.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from sqlalchemy import update
+
+from orchestrator.db import Database
+from orchestrator.models import Grid
+
+TAG_GRID = "dino.grid_id"
+
+
+@functools.cache
+def _client(tracking_uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri)
+
+
+def ensure_parent_run(db: Database, grid_id: str, tracking_uri: str) -> str:
+    """The grid's parent run id, creating the experiment ``dino/<name>`` and run if needed."""
+    with db.session() as s:
+        grid = s.get(Grid, grid_id)
+        if grid is None:
+            raise ValueError(f"grid {grid_id} does not exist")
+        if grid.mlflow_parent_run_id:
+            return grid.mlflow_parent_run_id
+        name, experiment, axes = grid.name, grid.mlflow_experiment, grid.axes
+        n = grid.n_combinations
+    from mlflow.entities import Param
+
+    from worker.mlflow_run import ensure_experiment
+
+    client = _client(tracking_uri)
+    exp_id = ensure_experiment(client, experiment, tracking_uri)
+    run = client.create_run(
+        exp_id,
+        run_name=name,
+        tags={TAG_GRID: grid_id, "dino.kind": "grid", "dino.combinations": str(n)},
+    )
+    run_id = str(run.info.run_id)
+    params = [Param(f"axis.{k}", json.dumps(v)[:6000]) for k, v in sorted(axes.items())]
+    if params:
+        client.log_batch(run_id, params=params)
+    with db.session() as s:
+        res = s.execute(
+            update(Grid)
+            .where(Grid.id == grid_id, Grid.mlflow_parent_run_id.is_(None))
+            .values(mlflow_parent_run_id=run_id)
+        )
+        won = res.rowcount == 1  # type: ignore[attr-defined]
+        stored = s.get(Grid, grid_id)
+        final = stored.mlflow_parent_run_id if stored else None
+    if not won:
+        client.delete_run(run_id)
+    return str(final or run_id)
+
+
+def finish_parent_run(tracking_uri: str, run_id: str, succeeded: bool) -> None:
+    """Mark the parent run FINISHED (every job succeeded) or FAILED."""
+    _client(tracking_uri).set_terminated(run_id, status="FINISHED" if succeeded else "FAILED")

@@ -1,0 +1,272 @@
+"""What the scheduler writes to the database: claims, progress, ends, retries.
+
+Every write is guarded by ``status = RUNNING AND attempt = n AND claimed_by = me`` (or the
+QUEUED claim), so an orchestrator that lost its lease cannot overwrite the adopter's work.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from orchestrator.db import Database
+from orchestrator.dependencies import cancel_dependents, release_dependents
+from orchestrator.errors import StaleStateError
+from orchestrator.models import Attempt, Job, utcnow
+from orchestrator.runner import actor_name
+from orchestrator.settings import OrchestratorSettings
+from orchestrator.states import (
+    CANCELLED,
+    COLLAPSED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    record_event,
+    transition,
+)
+from worker.spec import JobResult
+
+
+def json_safe(value: Any) -> Any:
+    """Non-finite floats become None (PostgreSQL's JSON refuses NaN and Infinity)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def claim(db: Database, job_id: str, orchestrator_id: str) -> Job | None:
+    """QUEUED -> RUNNING for this orchestrator plus a new attempt row; None if someone else
+    claimed or cancelled it first."""
+    now = utcnow()
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        if job is None or job.status != QUEUED or job.cancel_requested:
+            return None
+        try:
+            transition(
+                s,
+                job,
+                RUNNING,
+                f"attempt {job.attempt} claimed by {orchestrator_id}",
+                values={"claimed_by": orchestrator_id, "started_at": job.started_at or now},
+            )
+        except StaleStateError:
+            return None
+        s.add(
+            Attempt(
+                job_id=job.id,
+                number=job.attempt,
+                status=RUNNING,
+                actor_name=actor_name(job.id, job.attempt),
+                orchestrator_id=orchestrator_id,
+                queued_at=job.queued_at,
+                claimed_at=now,
+                released=False,
+            )
+        )
+        return job
+
+
+def _guard(job_id: str, attempt: int, orchestrator_id: str) -> Any:
+    return (
+        (Job.id == job_id)
+        & (Job.status == RUNNING)
+        & (Job.attempt == attempt)
+        & (Job.claimed_by == orchestrator_id)
+    )
+
+
+def apply_events(
+    db: Database, job_id: str, attempt: int, orchestrator_id: str, events: list[dict[str, Any]]
+) -> bool:
+    """Write a batch of worker events (latest progress wins); False if the job is not ours."""
+    values: dict[str, Any] = {"updated_at": utcnow()}
+    logged: list[tuple[str, str, dict[str, Any]]] = []
+    attempt_values: dict[str, Any] = {}
+    for ev in events:
+        kind = str(ev.get("event", "unknown"))
+        if kind == "progress":
+            for key in ("step", "epoch", "total_steps"):
+                if ev.get(key) is not None:
+                    values[key] = int(ev[key])
+            values["metrics"] = json_safe(dict(ev.get("metrics") or {}))
+        elif kind == "started":
+            if ev.get("mlflow_run_id"):
+                values["mlflow_run_id"] = attempt_values["mlflow_run_id"] = ev["mlflow_run_id"]
+            attempt_values["started_at"] = utcnow()
+            logged.append(("started", f"attempt {attempt} started", json_safe(ev)))
+        elif kind == "checkpoint":
+            values["checkpoint_uri"] = ev.get("uri")
+            logged.append(("checkpoint", f"checkpoint at step {ev.get('step')}", json_safe(ev)))
+        elif kind == "collapse":
+            values.update(collapsed=True, collapse_kind=str(ev.get("kind")))
+            logged.append(("collapse", f"{ev.get('kind')} collapse detected", json_safe(ev)))
+        elif kind == "warning":
+            logged.append(("warning", str(ev.get("message", "")), {}))
+        else:
+            logged.append((kind, "worker event", json_safe(ev)))
+    with db.session() as s:
+        res = s.execute(update(Job).where(_guard(job_id, attempt, orchestrator_id)).values(values))
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        if attempt_values:
+            s.execute(
+                update(Attempt)
+                .where(Attempt.job_id == job_id, Attempt.number == attempt)
+                .values(attempt_values)
+            )
+        job = s.get(Job, job_id)
+        grid_id = job.grid_id if job else None
+        for kind, reason, data in logged:
+            record_event(
+                s, kind, reason, job_id=job_id, grid_id=grid_id, attempt=attempt, data=data
+            )
+    return True
+
+
+def _retry_or_fail(
+    s: Session, job: Job, reason: str, error: str | None, settings: OrchestratorSettings
+) -> str:
+    failed = job.failed_attempts + 1
+    if failed < job.max_attempts:
+        delay = settings.backoff_s(failed)
+        eligible = utcnow() + timedelta(seconds=delay)
+        transition(
+            s,
+            job,
+            QUEUED,
+            f"{reason}; retry as attempt {job.attempt + 1} after {delay:g} s "
+            f"({failed} of {job.max_attempts} allowed failures used)",
+            values={
+                "attempt": job.attempt + 1,
+                "failed_attempts": failed,
+                "not_before": eligible,
+                "queued_at": eligible,
+                "claimed_by": None,
+                "error": error,
+            },
+        )
+        return QUEUED
+    transition(
+        s,
+        job,
+        FAILED,
+        f"{reason}; giving up after {failed} failed attempt(s)",
+        values={"failed_attempts": failed, "error": error},
+    )
+    cancel_dependents(s, job, f"pretraining job {job.id} FAILED")
+    return FAILED
+
+
+def finish(
+    db: Database,
+    job_id: str,
+    attempt: int,
+    orchestrator_id: str,
+    settings: OrchestratorSettings,
+    *,
+    result: JobResult | None = None,
+    failure: str | None = None,
+) -> str | None:
+    """Record how an attempt ended: a JobResult, or ``failure`` (an exception or a dead actor).
+
+    Returns the job's new status, or None when the job was no longer this attempt's.
+    """
+    with db.session() as s:
+        job = s.scalars(select(Job).where(_guard(job_id, attempt, orchestrator_id))).first()
+        if job is None:
+            return None
+        status = result.status if result is not None else FAILED
+        error = result.error if result is not None else failure
+        att_status = status if result is not None else "LOST"
+        values: dict[str, Any] = {}
+        if result is not None:
+            values["result_metrics"] = json_safe(dict(result.metrics))
+            if result.checkpoint_uri:
+                values["checkpoint_uri"] = result.checkpoint_uri
+            if result.mlflow_run_id:
+                values["mlflow_run_id"] = result.mlflow_run_id
+        if error:
+            values["error"] = error
+        if status == FAILED and job.cancel_requested:
+            status, reason = CANCELLED, "cancel requested; the attempt stopped"
+        elif status == FAILED:
+            first_line = (error or "no error message").strip().splitlines()[-1][:500]
+            new = _retry_or_fail(s, job, f"attempt {attempt} failed: {first_line}", error, settings)
+            _end_attempt(s, job_id, attempt, att_status, error)
+            return new
+        else:
+            reason = f"attempt {attempt} ended {status}"
+            if status == CANCELLED:
+                reason = f"{reason} (cancel requested)" if job.cancel_requested else reason
+        if status == COLLAPSED:
+            values["collapsed"] = True
+            kind = (result.detail.get("collapse_kind") if result else None) or job.collapse_kind
+            values["collapse_kind"] = kind
+        transition(s, job, status, reason, values=values)
+        if status == SUCCEEDED:
+            release_dependents(s, job, job.checkpoint_uri)
+        else:
+            cancel_dependents(s, job, f"pretraining job {job.id} ended {status}")
+        _end_attempt(s, job_id, attempt, att_status, error)
+        return status
+
+
+def cancel_stuck(
+    db: Database, job_id: str, attempt: int, orchestrator_id: str, grace: float
+) -> bool:
+    """A cancelled job that ignored the cooperative request: CANCELLED after ray.kill."""
+    with db.session() as s:
+        job = s.scalars(select(Job).where(_guard(job_id, attempt, orchestrator_id))).first()
+        if job is None:
+            return False
+        transition(s, job, CANCELLED, f"did not stop within {grace:g} s of the cancel; killed")
+        cancel_dependents(s, job, f"pretraining job {job.id} was cancelled")
+        _end_attempt(s, job_id, attempt, CANCELLED, None)
+        return True
+
+
+def requeue_on_shutdown(db: Database, job_id: str, attempt: int, orchestrator_id: str) -> bool:
+    """The orchestrator stops and takes its local Ray down: requeue without counting a
+    failure (the next attempt resumes from the checkpoint)."""
+    with db.session() as s:
+        job = s.scalars(select(Job).where(_guard(job_id, attempt, orchestrator_id))).first()
+        if job is None:
+            return False
+        transition(
+            s,
+            job,
+            QUEUED,
+            f"orchestrator {orchestrator_id} stopped its local Ray; attempt {attempt + 1} "
+            "will resume from the checkpoint",
+            values={"attempt": attempt + 1, "claimed_by": None, "queued_at": utcnow()},
+        )
+        _end_attempt(s, job_id, attempt, "ABANDONED", None)
+        return True
+
+
+def _end_attempt(s: Session, job_id: str, attempt: int, status: str, error: str | None) -> None:
+    s.execute(
+        update(Attempt)
+        .where(Attempt.job_id == job_id, Attempt.number == attempt)
+        .values(status=status, ended_at=utcnow(), error=error)
+    )
+
+
+def mark_released(db: Database, job_id: str, attempt: int) -> None:
+    """The attempt's actor has been killed (its resources are free)."""
+    with db.session() as s:
+        s.execute(
+            update(Attempt)
+            .where(Attempt.job_id == job_id, Attempt.number == attempt)
+            .values(released=True)
+        )

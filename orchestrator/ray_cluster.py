@@ -1,0 +1,80 @@
+"""Connecting to Ray (a cluster at ``RAY_ADDRESS``, else a local one) and reading capacity."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import ray
+from ray._private import state as ray_state  # DeveloperAPI: per-node free/total resources
+
+from orchestrator.capacity import Bundle, Capacity, add_into
+from orchestrator.settings import OrchestratorSettings
+
+log = logging.getLogger(__name__)
+
+
+def connect(settings: OrchestratorSettings) -> bool:
+    """Connect this process to Ray; returns True when it started (and so owns) a local Ray.
+
+    With an address: join that cluster. Without: start a local Ray with ``settings.num_cpus``
+    (no dashboard, worker logs not forwarded). Already connected: reuse the connection.
+    """
+    if ray.is_initialized():
+        return False
+    address = settings.resolved_ray_address()
+    common: dict[str, Any] = {
+        "namespace": settings.namespace,
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+    }
+    if address:
+        log.info("connecting to the Ray cluster at %s", address)
+        ray.init(address=address, **common)
+        return False
+    log.info("starting a local Ray (num_cpus=%s)", settings.num_cpus or "all")
+    ray.init(
+        num_cpus=settings.num_cpus,
+        num_gpus=settings.num_gpus,
+        include_dashboard=False,
+        **common,
+    )
+    return True
+
+
+def _alive_nodes() -> list[dict[str, Any]]:
+    return [n for n in ray.nodes() if n.get("Alive")]
+
+
+def capacity_snapshot(held: Bundle) -> Capacity:
+    """Free resources per live node, node totals, and a guard = cluster total - ``held``."""
+    totals = ray_state.total_resources_per_node()
+    free = ray_state.available_resources_per_node()
+    guard: Bundle = {}
+    for node_total in totals.values():
+        add_into(guard, node_total)
+    add_into(guard, held, -1.0)
+    return Capacity(
+        free=[dict(free.get(node_id, {})) for node_id in totals],
+        totals=[dict(t) for t in totals.values()],
+        guard=guard,
+    )
+
+
+def cluster_report() -> dict[str, Any]:
+    """What the orchestrator's heartbeat stores for ``cluster_info`` (JSON-ready)."""
+    nodes = [
+        {
+            "node_id": n.get("NodeID"),
+            "address": n.get("NodeManagerAddress"),
+            "alive": bool(n.get("Alive")),
+            "resources": {k: float(v) for k, v in (n.get("Resources") or {}).items()},
+        }
+        for n in _alive_nodes()
+    ]
+    return {
+        "total": {k: float(v) for k, v in ray.cluster_resources().items()},
+        "available": {k: float(v) for k, v in ray.available_resources().items()},
+        "nodes": nodes,
+        "address": ray.get_runtime_context().gcs_address,
+    }

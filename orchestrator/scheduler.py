@@ -1,0 +1,302 @@
+"""The scheduling loop: claim what fits, run each attempt in a detached Ray actor, track it.
+
+One pass (:meth:`Scheduler.tick`): heartbeat and adoption of orphaned jobs when due, cancel
+requests, claims of ready jobs that fit the cluster (priority, then FIFO), then a wait of at
+most ``poll_interval_s`` for actor replies, which are written to the database. The database
+is the source of truth; actor state is re-derived from it after a restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.exceptions import ActorUnavailableError, RayError
+
+from orchestrator import outcomes, queries, registry
+from orchestrator.capacity import Bundle, add_into, demand_of
+from orchestrator.db import Database
+from orchestrator.mlflow_parent import ensure_parent_run, finish_parent_run
+from orchestrator.models import Job
+from orchestrator.ray_cluster import capacity_snapshot, cluster_report
+from orchestrator.runner import JobRunner, actor_name
+from orchestrator.settings import OrchestratorSettings
+from orchestrator.specs import actor_options, build_spec
+from orchestrator.states import record_event
+from worker.spec import JobResult, Resources
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Tracked:
+    """An attempt this orchestrator is watching."""
+
+    job_id: str
+    attempt: int
+    actor: Any
+    demand: Bundle
+    cursor: int | None = 0  # None: take every event the actor still holds (re-attached)
+    ref: Any = None  # the pending poll
+    cancel_sent_at: float | None = None
+    placed: bool = False
+
+
+class Scheduler:
+    """Runs jobs from the database on the connected Ray cluster."""
+
+    def __init__(
+        self, db: Database, settings: OrchestratorSettings, orchestrator_id: str = ""
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.id = orchestrator_id or registry.new_orchestrator_id()
+        self.tracked: dict[str, Tracked] = {}
+        self._runner = ray.remote(JobRunner)
+        self._tracking_uri = settings.resolved_tracking_uri()
+        self._waiting_noted: set[str] = set()
+        self._next_heartbeat = 0.0
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Register, then re-attach to or requeue the jobs of dead orchestrators."""
+        report = self._report()
+        registry.register(self.db, self.id, str(report.get("address", "")), report)
+        self._adopt_orphans()
+        self._next_heartbeat = time.monotonic() + self.settings.heartbeat_s
+
+    def stop(self, *, owns_ray: bool) -> None:
+        """Leave detached actors running (another orchestrator adopts them) unless this
+        process owns the local Ray, which dies with it: then requeue its jobs."""
+        if owns_ray:
+            for t in list(self.tracked.values()):
+                outcomes.requeue_on_shutdown(self.db, t.job_id, t.attempt, self.id)
+                self._release(t)
+        self.tracked.clear()
+        registry.mark_stopped(self.db, self.id)
+
+    def tick(self) -> None:
+        if time.monotonic() >= self._next_heartbeat:
+            self._housekeeping()
+        self._handle_cancels()
+        self._launch()
+        self._poll(self.settings.poll_interval_s)
+
+    # ---- housekeeping ------------------------------------------------------------------
+    def _report(self) -> dict[str, Any]:
+        return {**cluster_report(), "lease_s": self.settings.lease_s}
+
+    def _housekeeping(self) -> None:
+        registry.heartbeat(self.db, self.id, self._report())
+        self._next_heartbeat = time.monotonic() + self.settings.heartbeat_s
+        self._adopt_orphans()
+        for grid_id, run_id, ok in queries.close_finished_grids(self.db):
+            if run_id and self.settings.mlflow_parent_runs:
+                try:
+                    finish_parent_run(self._tracking_uri, run_id, ok)
+                except Exception as err:  # MLflow down must not stop scheduling
+                    log.warning("could not close MLflow parent run of grid %s: %s", grid_id, err)
+
+    def _adopt_orphans(self) -> None:
+        """Jobs RUNNING under a dead orchestrator (or under us but untracked)."""
+        live = registry.live_orchestrators(self.db, self.settings.lease_s) | {self.id}
+        ours = set()
+        for job_id, attempt, owner in queries.running_jobs(self.db):
+            if owner == self.id:
+                ours.add(job_id)
+                if job_id not in self.tracked:
+                    self._attach(job_id, attempt, f"attempt {attempt} was not being watched")
+            elif owner not in live and queries.take_over(self.db, job_id, attempt, owner, self.id):
+                self._attach(job_id, attempt, f"orchestrator {owner} is gone")
+        for job_id in set(self.tracked) - ours:
+            log.warning("job %s is no longer ours: stop watching it", job_id)
+            self.tracked.pop(job_id, None)
+        for job_id, attempt, name in queries.unreleased_attempts(self.db, live):
+            self._kill_by_name(name)
+            outcomes.mark_released(self.db, job_id, attempt)
+
+    def _attach(self, job_id: str, attempt: int, why: str) -> None:
+        name = actor_name(job_id, attempt)
+        with self.db.session() as s:
+            job = s.get(Job, job_id)
+            res = Resources.model_validate(job.resources if job else {})
+        try:
+            actor = ray.get_actor(name, namespace=self.settings.namespace)
+        except ValueError:
+            outcomes.finish(
+                self.db,
+                job_id,
+                attempt,
+                self.id,
+                self.settings,
+                failure=f"{why} and its Ray actor {name} is gone (its node, process or "
+                "local Ray died)",
+            )
+            return
+        with self.db.session() as s:
+            record_event(
+                s, "adopted", f"{why}; re-attached to {name}", job_id=job_id, attempt=attempt
+            )
+        self.tracked[job_id] = Tracked(job_id, attempt, actor, demand_of(res), cursor=None)
+
+    # ---- cancels -----------------------------------------------------------------------
+    def _handle_cancels(self) -> None:
+        now = time.monotonic()
+        for job_id in queries.cancel_requests(self.db, self.id):
+            t = self.tracked.get(job_id)
+            if t is None:
+                continue
+            if t.cancel_sent_at is None:
+                t.actor.cancel.remote()
+                t.cancel_sent_at = now
+            elif now - t.cancel_sent_at > self.settings.cancel_grace_s:
+                grace = self.settings.cancel_grace_s
+                outcomes.cancel_stuck(self.db, job_id, t.attempt, self.id, grace)
+                self._release(t)
+
+    # ---- launching ---------------------------------------------------------------------
+    def _launch(self) -> None:
+        ready = queries.ready_jobs(self.db, self.settings.claim_batch)
+        if not ready:
+            return
+        held: Bundle = {}
+        for t in self.tracked.values():
+            add_into(held, t.demand)
+        cap = capacity_snapshot(held)
+        for job in ready:
+            res = Resources.model_validate(job.resources)
+            if not cap.could_ever_fit(res):
+                self._note_waiting(job, res)
+                continue
+            if not cap.fits_now(res):
+                cap.hold_back(res)
+                continue
+            claimed = outcomes.claim(self.db, job.id, self.id)
+            if claimed is None:
+                continue
+            cap.take(res)
+            self._start_attempt(claimed, res)
+
+    def _note_waiting(self, job: Job, res: Resources) -> None:
+        if job.id in self._waiting_noted:
+            return
+        self._waiting_noted.add(job.id)
+        with self.db.session() as s:
+            record_event(
+                s,
+                "waiting",
+                f"no node of the cluster can hold {res.num_workers} x {demand_of(res)} "
+                "now: waiting for a node with these resources to join",
+                job_id=job.id,
+                grid_id=job.grid_id,
+                attempt=job.attempt,
+            )
+
+    def _parent_run(self, grid_id: str) -> str | None:
+        try:
+            return ensure_parent_run(self.db, grid_id, self._tracking_uri)
+        except Exception as err:  # the job still runs, without a parent link
+            log.warning("no MLflow parent run for grid %s: %s", grid_id, err)
+            return None
+
+    def _start_attempt(self, job: Job, res: Resources) -> None:
+        parent = None
+        if job.grid_id and self.settings.mlflow_parent_runs:
+            parent = self._parent_run(job.grid_id)
+        spec = build_spec(job, self._tracking_uri, parent)
+        name = actor_name(job.id, job.attempt)
+        try:
+            opts = actor_options(res, name, self.settings.namespace)
+            actor = self._runner.options(**opts).remote(
+                spec.model_dump_json(), self.settings.job_fn
+            )
+        except Exception as err:
+            outcomes.finish(
+                self.db,
+                job.id,
+                job.attempt,
+                self.id,
+                self.settings,
+                failure=f"could not create the Ray actor {name}: {err}",
+            )
+            return
+        self.tracked[job.id] = Tracked(job.id, job.attempt, actor, demand_of(res))
+
+    # ---- polling -----------------------------------------------------------------------
+    def _poll(self, timeout: float) -> None:
+        if not self.tracked:
+            time.sleep(timeout)
+            return
+        for t in self.tracked.values():
+            if t.ref is None:
+                t.ref = t.actor.poll.remote(t.cursor, self.settings.actor_wait_s)
+        by_ref = {t.ref: t for t in self.tracked.values()}
+        refs = list(by_ref)
+        first, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        if not first:
+            return
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        for ref in ready:
+            self._on_reply(by_ref[ref], ref)
+
+    def _on_reply(self, t: Tracked, ref: Any) -> None:
+        t.ref = None
+        try:
+            reply = ray.get(ref)
+        except ActorUnavailableError:
+            return  # transient: ask again next pass
+        except RayError as err:
+            self._end(t, failure=f"the Ray actor of attempt {t.attempt} died: {_first_line(err)}")
+            return
+        if not t.placed:
+            t.placed = True
+            with self.db.session() as s:
+                record_event(
+                    s,
+                    "placed",
+                    f"attempt {t.attempt} runs in process {reply['pid']}",
+                    job_id=t.job_id,
+                    attempt=t.attempt,
+                    data={"pid": reply["pid"]},
+                )
+        events = reply["events"]
+        if events and not outcomes.apply_events(self.db, t.job_id, t.attempt, self.id, events):
+            log.warning("job %s attempt %s is no longer ours", t.job_id, t.attempt)
+            self.tracked.pop(t.job_id, None)
+            return
+        t.cursor = reply["cursor"]
+        if reply["done"]:
+            if reply["result"] is not None:
+                self._end(t, result=JobResult.model_validate(reply["result"]))
+            else:
+                self._end(t, failure=f"the job function raised:\n{reply['error']}")
+
+    def _end(
+        self, t: Tracked, *, result: JobResult | None = None, failure: str | None = None
+    ) -> None:
+        outcomes.finish(
+            self.db, t.job_id, t.attempt, self.id, self.settings, result=result, failure=failure
+        )
+        self._release(t)
+
+    def _release(self, t: Tracked) -> None:
+        self._kill_by_handle(t.actor)
+        outcomes.mark_released(self.db, t.job_id, t.attempt)
+        self.tracked.pop(t.job_id, None)
+
+    def _kill_by_handle(self, actor: Any) -> None:
+        with contextlib.suppress(RayError, ValueError):
+            ray.kill(actor, no_restart=True)
+
+    def _kill_by_name(self, name: str) -> None:
+        with contextlib.suppress(ValueError):  # ValueError: already gone
+            self._kill_by_handle(ray.get_actor(name, namespace=self.settings.namespace))
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:500] if text else type(err).__name__

@@ -1,0 +1,228 @@
+"""Typed requests into and views out of the service layer (pydantic, JSON-ready for the api)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from worker.spec import JobKind, Resources
+
+Role = Literal["user", "admin"]
+EvalKind = Literal["eval_knn", "eval_attention", "eval_linear"]
+DEFAULT_EVALS: tuple[EvalKind, ...] = ("eval_knn", "eval_attention")
+GridStatus = Literal["QUEUED", "RUNNING", "SUCCEEDED", "FINISHED"]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(from_attributes=True, frozen=True)
+
+
+class JobRequest(_Request):
+    """One job. ``config`` is a (partial) DinoConfig dict; ``overrides`` dotted fields on top."""
+
+    name: str | None = Field(None, max_length=200)
+    kind: JobKind = "pretrain"
+    config: dict[str, Any] = Field(default_factory=dict)
+    overrides: dict[str, Any] | list[str] = Field(default_factory=dict)
+    resources: Resources = Field(default_factory=lambda: Resources.model_validate({}))
+    priority: int = Field(0, description="higher runs first; FIFO within a priority")
+    max_attempts: int = Field(3, ge=1, le=50, description="failed attempts before FAILED")
+    source_checkpoint: str | None = Field(None, description="eval kinds: checkpoint to score")
+    evals: list[EvalKind] = Field(default_factory=list, description="run after it succeeds")
+    eval_options: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    experiment_name: str = Field("dino", min_length=1, max_length=250)
+
+    @model_validator(mode="after")
+    def _eval_needs_checkpoint(self) -> JobRequest:
+        if self.kind != "pretrain" and not self.source_checkpoint:
+            raise ValueError(f"kind={self.kind} needs source_checkpoint (the checkpoint to score)")
+        if self.kind != "pretrain" and self.evals:
+            raise ValueError("evals can follow a pretrain job only: leave evals empty")
+        return self
+
+
+class GridRequest(_Request):
+    """An ablation grid: every combination becomes a pretrain job plus its eval jobs."""
+
+    name: str = Field(..., min_length=1, max_length=200)
+    base_config: dict[str, Any] = Field(default_factory=dict)
+    axes: dict[str, list[Any]] = Field(default_factory=dict, description="dotted field -> values")
+    overrides: list[dict[str, Any] | list[str]] = Field(
+        default_factory=list, description="explicit override sets, crossed with the axes"
+    )
+    evals: list[EvalKind] = Field(default_factory=lambda: list(DEFAULT_EVALS))
+    resources: Resources = Field(default_factory=lambda: Resources.model_validate({}))
+    eval_resources: Resources | None = Field(None, description="None = one worker of resources")
+    priority: int = 0
+    max_attempts: int = Field(3, ge=1, le=50)
+    eval_options: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class UserView(_View):
+    id: str
+    name: str
+    role: Role
+    created_at: datetime
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class JobView(_View):
+    id: str
+    name: str
+    kind: str
+    status: str
+    status_reason: str
+    owner_id: str
+    grid_id: str | None
+    depends_on: str | None
+    combination: int | None
+    axis_values: dict[str, Any]
+    priority: int
+    attempt: int
+    failed_attempts: int
+    max_attempts: int
+    not_before: datetime | None
+    cancel_requested: bool
+    created_at: datetime
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    step: int | None
+    epoch: int | None
+    total_steps: int | None
+    metrics: dict[str, Any]
+    result_metrics: dict[str, Any]
+    checkpoint_uri: str | None
+    source_checkpoint: str | None
+    storage_uri: str
+    mlflow_run_id: str | None
+    mlflow_experiment: str
+    collapsed: bool
+    collapse_kind: str | None
+    error: str | None
+    config_hash: str
+    config: dict[str, Any]
+    resources: Resources
+
+
+class EventView(_View):
+    id: int
+    job_id: str | None
+    grid_id: str | None
+    attempt: int | None
+    at: datetime
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    reason: str
+    data: dict[str, Any]
+
+
+class AttemptView(_View):
+    number: int
+    status: str
+    actor_name: str
+    orchestrator_id: str
+    queued_at: datetime
+    claimed_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    mlflow_run_id: str | None
+    error: str | None
+
+
+class GridView(_View):
+    """A grid; ``jobs`` is filled by get_grid/submit_grid and empty in list_grids."""
+
+    id: str
+    name: str
+    owner_id: str
+    status: GridStatus
+    counts: dict[str, int]
+    created_at: datetime
+    finished_at: datetime | None
+    axes: dict[str, Any]
+    overrides: list[Any]
+    evals: list[str]
+    n_combinations: int
+    mlflow_experiment: str
+    mlflow_parent_run_id: str | None
+    jobs: list[JobView] = Field(default_factory=list)
+
+
+class EvalCell(_View):
+    job_id: str
+    status: str
+    metrics: dict[str, Any]
+
+
+class GridRow(_View):
+    """One combination of a grid summary."""
+
+    combination: int
+    job_id: str
+    axis_values: dict[str, Any]
+    status: str
+    metrics: dict[str, Any]
+    evals: dict[str, EvalCell]
+    collapsed: bool
+    collapse_kind: str | None
+    mlflow_run_id: str | None
+    step: int | None
+    total_steps: int | None
+
+
+class IdempotencyRecord(_View):
+    key: str
+    kind: Literal["job", "grid"]
+    object_id: str
+    created_at: datetime
+
+
+class LatencyStats(_View):
+    """Claim time minus queue time of every attempt (seconds), Prometheus-histogram ready."""
+
+    count: int
+    sum_s: float
+    p50_s: float | None
+    p95_s: float | None
+    buckets: dict[str, int] = Field(description="upper bound (s) -> cumulative count, '+Inf'")
+
+
+class QueueStats(_View):
+    queue_length: int = Field(description="QUEUED jobs that may start now")
+    waiting_dependencies: int = Field(description="QUEUED eval jobs whose pretraining is pending")
+    backing_off: int = Field(description="QUEUED retries still inside their back-off")
+    jobs_by_state: dict[str, int]
+    scheduling_latency: LatencyStats
+
+
+class OrchestratorView(_View):
+    id: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    alive: bool
+    ray_address: str
+
+
+class ClusterInfo(_View):
+    """The Ray cluster as last reported by a live orchestrator's heartbeat."""
+
+    orchestrators: list[OrchestratorView]
+    resources_total: dict[str, float]
+    resources_available: dict[str, float]
+    nodes: list[dict[str, Any]]
+    reported_at: datetime | None

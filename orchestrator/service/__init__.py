@@ -1,0 +1,60 @@
+"""The orchestrator's service layer: what the api (routes, CLI) calls. No raw SQL needed.
+
+Every function takes the :class:`orchestrator.db.Database` first; user-facing reads and
+writes take the calling :class:`UserView` (owner-scoped; admins see everything) and return
+pydantic views. Errors are :mod:`orchestrator.errors` classes (plus
+``dino_core.config.ConfigError`` for an invalid job config).
+"""
+
+from orchestrator.service.grids import (
+    cancel_grid,
+    experiment_for_grid,
+    get_grid,
+    grid_summary,
+    list_grids,
+    submit_grid,
+)
+from orchestrator.service.idempotency import lookup_idempotency
+from orchestrator.service.jobs import (
+    cancel_job,
+    get_job,
+    job_attempts,
+    job_events,
+    list_jobs,
+    submit_job,
+)
+from orchestrator.service.stats import cluster_info, queue_stats
+from orchestrator.service.users import (
+    create_user,
+    get_user,
+    get_user_by_name,
+    get_user_by_token_hash,
+    hash_token,
+    list_users,
+    rotate_token,
+)
+
+__all__ = [
+    "cancel_grid",
+    "cancel_job",
+    "cluster_info",
+    "create_user",
+    "experiment_for_grid",
+    "get_grid",
+    "get_job",
+    "get_user",
+    "get_user_by_name",
+    "get_user_by_token_hash",
+    "grid_summary",
+    "hash_token",
+    "job_attempts",
+    "job_events",
+    "list_grids",
+    "list_jobs",
+    "list_users",
+    "lookup_idempotency",
+    "queue_stats",
+    "rotate_token",
+    "submit_grid",
+    "submit_job",
+]

@@ -1,0 +1,209 @@
+"""Submitting grids, reading them back, their summary table, cancelling them."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from orchestrator.db import Database
+from orchestrator.errors import StaleStateError
+from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS, expand_grid, normalise_override_set
+from orchestrator.models import Grid, Job, new_id, utcnow
+from orchestrator.schemas import EvalCell, GridRequest, GridRow, GridStatus, GridView, UserView
+from orchestrator.service._build import add_evals, add_job, eval_resources
+from orchestrator.service._common import job_view, load_grid, request_hash, scoped
+from orchestrator.service.idempotency import run_idempotent
+from orchestrator.service.jobs import MAX_PAGE, cancel_in_session
+from orchestrator.states import QUEUED, RUNNING, SUCCEEDED, TERMINAL, record_event
+
+
+def experiment_for_grid(name: str) -> str:
+    """MLflow experiment of a grid: ``dino/<grid name>``."""
+    return f"dino/{name}"
+
+
+def submit_grid(
+    db: Database,
+    user: UserView,
+    request: GridRequest,
+    *,
+    idempotency_key: str | None = None,
+    max_combinations: int = DEFAULT_MAX_COMBINATIONS,
+) -> GridView:
+    """Expand and validate every combination, then store the grid and all its jobs at once.
+
+    Raises :class:`GridValidationError` (naming the combination and field, or the cap) before
+    anything is stored.
+    """
+    combos = expand_grid(
+        request.base_config, request.axes, request.overrides, max_combinations=max_combinations
+    )
+    evals_res = request.eval_resources or eval_resources(request.resources)
+
+    def create(session: Session) -> str:
+        now = utcnow()
+        grid = Grid(
+            id=new_id("grid"),
+            name=request.name,
+            owner_id=user.id,
+            base_config=request.base_config,
+            axes=request.axes,
+            overrides=[
+                normalise_override_set(o, f"override set {i}")
+                for i, o in enumerate(request.overrides)
+            ],
+            evals=list(request.evals),
+            n_combinations=len(combos),
+            mlflow_experiment=experiment_for_grid(request.name),
+            created_at=now,
+        )
+        session.add(grid)
+        session.flush()
+        record_event(
+            session,
+            "submitted",
+            f"grid of {len(combos)} combination(s) submitted by {user.name}",
+            grid_id=grid.id,
+            data={"combinations": len(combos), "evals": list(request.evals)},
+        )
+        for combo in combos:
+            pretrain = add_job(
+                session,
+                owner_id=user.id,
+                kind="pretrain",
+                name=f"{request.name}/{combo.index}",
+                config=combo.config,
+                resources=request.resources,
+                priority=request.priority,
+                max_attempts=request.max_attempts,
+                experiment=grid.mlflow_experiment,
+                now=now,
+                reason=f"grid {grid.id} combination {combo.index}: {combo.label()}",
+                eval_options=request.eval_options,
+                tags=request.tags,
+                grid_id=grid.id,
+                combination=combo.index,
+                axis_values=combo.values,
+            )
+            add_evals(
+                session,
+                pretrain,
+                combo.config,
+                request.evals,
+                evals_res,
+                now,
+                request.eval_options,
+            )
+        return grid.id
+
+    grid_id = run_idempotent(db, user, idempotency_key, "grid", request_hash(request), create)
+    return get_grid(db, user, grid_id)
+
+
+def _status(counts: Counter[str]) -> GridStatus:
+    total = sum(counts.values())
+    ended = sum(n for s, n in counts.items() if s in TERMINAL)
+    if total and ended == total:
+        return "SUCCEEDED" if counts[SUCCEEDED] == total else "FINISHED"
+    if counts[QUEUED] == total:
+        return "QUEUED"
+    return "RUNNING"
+
+
+def _view(grid: Grid, counts: Counter[str], jobs: list[Job] | None = None) -> GridView:
+    data = {c.key: getattr(grid, c.key) for c in Grid.__table__.columns}
+    data.update(status=_status(counts), counts=dict(counts), jobs=[])
+    if jobs is not None:
+        data["jobs"] = [job_view(j) for j in jobs]
+    return GridView.model_validate(data)
+
+
+def _grid_jobs(session: Session, grid_id: str) -> list[Job]:
+    stmt = select(Job).where(Job.grid_id == grid_id).order_by(Job.combination, Job.created_at)
+    jobs = list(session.scalars(stmt))
+    return sorted(jobs, key=lambda j: (j.combination or 0, j.depends_on is not None, j.kind))
+
+
+def get_grid(db: Database, user: UserView, grid_id: str) -> GridView:
+    """The grid with all its jobs (pretraining job of each combination first)."""
+    with db.session() as s:
+        grid = load_grid(s, user, grid_id)
+        jobs = _grid_jobs(s, grid_id)
+        return _view(grid, Counter(j.status for j in jobs), jobs)
+
+
+def list_grids(
+    db: Database, user: UserView, *, limit: int = 100, offset: int = 0
+) -> list[GridView]:
+    """Newest first, with job counts by state (``jobs`` left empty)."""
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        raise ValueError(f"limit must be 1..{MAX_PAGE} and offset >= 0")
+    stmt = scoped(select(Grid), user, Grid.owner_id)
+    stmt = stmt.order_by(Grid.created_at.desc(), Grid.id).limit(limit).offset(offset)
+    with db.session() as s:
+        grids = list(s.scalars(stmt))
+        counts: dict[str, Counter[str]] = {g.id: Counter() for g in grids}
+        rows = s.execute(
+            select(Job.grid_id, Job.status, func.count())
+            .where(Job.grid_id.in_(list(counts)))
+            .group_by(Job.grid_id, Job.status)
+        )
+        for grid_id, status, n in rows:
+            counts[str(grid_id)][status] = int(n)
+        return [_view(g, counts[g.id]) for g in grids]
+
+
+def grid_summary(db: Database, user: UserView, grid_id: str) -> list[GridRow]:
+    """One row per combination: axis values, status, final metrics, eval results, collapse."""
+    with db.session() as s:
+        load_grid(s, user, grid_id)
+        jobs = _grid_jobs(s, grid_id)
+    evals: dict[str, dict[str, EvalCell]] = {}
+    for j in jobs:
+        if j.depends_on is not None:
+            cell = EvalCell(job_id=j.id, status=j.status, metrics=j.result_metrics)
+            evals.setdefault(j.depends_on, {})[j.kind] = cell
+    rows = []
+    for j in jobs:
+        if j.kind != "pretrain" or j.combination is None:
+            continue
+        rows.append(
+            GridRow(
+                combination=j.combination,
+                job_id=j.id,
+                axis_values=j.axis_values,
+                status=j.status,
+                metrics=j.result_metrics or j.metrics,
+                evals=evals.get(j.id, {}),
+                collapsed=j.collapsed,
+                collapse_kind=j.collapse_kind,
+                mlflow_run_id=j.mlflow_run_id,
+                step=j.step,
+                total_steps=j.total_steps,
+            )
+        )
+    return rows
+
+
+def cancel_grid(db: Database, user: UserView, grid_id: str, reason: str | None = None) -> GridView:
+    """Cancel every job of the grid that has not ended (running ones via the orchestrator)."""
+    why = reason or f"grid {grid_id} cancelled by {user.name}"
+    for _ in range(5):
+        try:
+            with db.session() as s:
+                load_grid(s, user, grid_id)
+                live = s.scalars(
+                    select(Job)
+                    .where(Job.grid_id == grid_id, Job.status.in_([QUEUED, RUNNING]))
+                    .order_by(Job.depends_on.is_not(None))
+                    .with_for_update()
+                ).all()
+                for job in live:
+                    if job.status in (QUEUED, RUNNING):
+                        cancel_in_session(s, job, why)
+            return get_grid(db, user, grid_id)
+        except StaleStateError:
+            continue
+    raise StaleStateError(f"grid {grid_id} kept changing while being cancelled: try again")

@@ -1,0 +1,167 @@
+"""Submitting, reading and cancelling jobs (owner-scoped; admins see every job)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from dino_core.config import build_config
+from orchestrator.db import Database
+from orchestrator.dependencies import cancel_dependents
+from orchestrator.errors import StaleStateError
+from orchestrator.models import Attempt, Event, Job, utcnow
+from orchestrator.schemas import AttemptView, EventView, JobRequest, JobView, UserView
+from orchestrator.service._build import add_evals, add_job, eval_resources
+from orchestrator.service._common import job_view, load_job, request_hash, scoped
+from orchestrator.service.idempotency import run_idempotent
+from orchestrator.states import CANCELLED, QUEUED, RUNNING, STATES, check_transition, record_event
+from orchestrator.states import transition as move
+
+MAX_PAGE = 1000
+
+
+def submit_job(
+    db: Database, user: UserView, request: JobRequest, *, idempotency_key: str | None = None
+) -> JobView:
+    """Validate the config and queue the job (plus any requested eval jobs).
+
+    Raises :class:`dino_core.config.ConfigError` for an invalid config and
+    :class:`IdempotencyConflictError` when the key was used for a different request.
+    """
+    overrides = request.overrides or None
+    config = build_config(request.config, overrides, source="job config")
+
+    def create(session: Session) -> str:
+        now = utcnow()
+        job = add_job(
+            session,
+            owner_id=user.id,
+            kind=request.kind,
+            name=request.name or request.kind,
+            config=config,
+            resources=request.resources,
+            priority=request.priority,
+            max_attempts=request.max_attempts,
+            experiment=request.experiment_name,
+            now=now,
+            reason=f"submitted by {user.name}",
+            eval_options=request.eval_options,
+            tags=request.tags,
+            source_checkpoint=request.source_checkpoint,
+        )
+        add_evals(
+            session,
+            job,
+            config,
+            request.evals,
+            eval_resources(request.resources),
+            now,
+            request.eval_options,
+        )
+        return job.id
+
+    job_id = run_idempotent(db, user, idempotency_key, "job", request_hash(request), create)
+    return get_job(db, user, job_id)
+
+
+def get_job(db: Database, user: UserView, job_id: str) -> JobView:
+    with db.session() as s:
+        return job_view(load_job(s, user, job_id))
+
+
+def list_jobs(
+    db: Database,
+    user: UserView,
+    *,
+    status: str | None = None,
+    grid_id: str | None = None,
+    kind: str | None = None,
+    owner_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[JobView]:
+    """Newest first. ``owner_id`` narrows an admin's view; users only ever see their own."""
+    if status is not None and status not in STATES:
+        raise ValueError(f"status {status!r} is not one of {', '.join(STATES)}")
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        raise ValueError(f"limit must be 1..{MAX_PAGE} and offset >= 0")
+    stmt = scoped(select(Job), user, Job.owner_id)
+    if status is not None:
+        stmt = stmt.where(Job.status == status)
+    if grid_id is not None:
+        stmt = stmt.where(Job.grid_id == grid_id)
+    if kind is not None:
+        stmt = stmt.where(Job.kind == kind)
+    if owner_id is not None:
+        stmt = stmt.where(Job.owner_id == owner_id)
+    stmt = stmt.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
+    with db.session() as s:
+        return [job_view(j) for j in s.scalars(stmt)]
+
+
+def cancel_job(db: Database, user: UserView, job_id: str, reason: str | None = None) -> JobView:
+    """Cancel a job: a queued one at once; a running one is stopped by the orchestrator.
+
+    Cancelling a cancelled job changes nothing; any other ended job raises
+    :class:`IllegalTransitionError` (naming its state).
+    """
+    why = reason or f"cancelled by {user.name}"
+    for _ in range(5):
+        try:
+            with db.session() as s:
+                job = load_job(s, user, job_id, lock=True)
+                cancel_in_session(s, job, why)
+            return get_job(db, user, job_id)
+        except StaleStateError:
+            continue  # the orchestrator claimed it meanwhile: read it again
+    raise StaleStateError(f"job {job_id} kept changing state while being cancelled: try again")
+
+
+def cancel_in_session(session: Session, job: Job, reason: str) -> None:
+    """Cancel ``job`` (already loaded in ``session``): see :func:`cancel_job`."""
+    if job.status == CANCELLED:
+        return
+    if job.status == QUEUED:
+        move(session, job, CANCELLED, reason)
+        cancel_dependents(session, job, f"pretraining job {job.id} was cancelled")
+        return
+    check_transition(job.id, job.status, CANCELLED)
+    if job.status == RUNNING and not job.cancel_requested:
+        res = session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.status == RUNNING, Job.attempt == job.attempt)
+            .values(cancel_requested=True, updated_at=utcnow())
+        )
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            raise StaleStateError(f"job {job.id} left RUNNING while being cancelled")
+        record_event(
+            session,
+            "cancel_requested",
+            reason,
+            job_id=job.id,
+            grid_id=job.grid_id,
+            attempt=job.attempt,
+        )
+
+
+def job_events(
+    db: Database, user: UserView, job_id: str, *, after_id: int = 0, limit: int = 500
+) -> list[EventView]:
+    """The job's event log, oldest first; page with ``after_id`` = last id seen."""
+    with db.session() as s:
+        load_job(s, user, job_id)
+        stmt = (
+            select(Event)
+            .where(Event.job_id == job_id, Event.id > after_id)
+            .order_by(Event.id)
+            .limit(min(max(limit, 1), MAX_PAGE))
+        )
+        return [EventView.model_validate(e) for e in s.scalars(stmt)]
+
+
+def job_attempts(db: Database, user: UserView, job_id: str) -> list[AttemptView]:
+    """Every attempt of the job, first first."""
+    with db.session() as s:
+        load_job(s, user, job_id)
+        stmt = select(Attempt).where(Attempt.job_id == job_id).order_by(Attempt.number)
+        return [AttemptView.model_validate(a) for a in s.scalars(stmt)]

@@ -1,0 +1,66 @@
+"""Settings of one orchestrator process, read from ``DINO_*`` environment variables.
+
+Every field can be set as ``DINO_ORCH_<FIELD>`` (e.g. ``DINO_ORCH_POLL_INTERVAL_S=0.1``);
+the database and Ray address also honour ``DINO_DATABASE_URL`` and ``RAY_ADDRESS``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PRODUCTION_JOB_FN = "worker.run:run_job"
+DEFAULT_NAMESPACE = "dino"
+
+
+class OrchestratorSettings(BaseModel):
+    """How the scheduling loop runs; the defaults suit one machine with the embedded stores."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    database_url: str | None = Field(None, description="None = DINO_DATABASE_URL or SQLite file")
+    ray_address: str | None = Field(None, description="None = RAY_ADDRESS or a local Ray")
+    namespace: str = Field(DEFAULT_NAMESPACE, description="Ray namespace of the job actors")
+    num_cpus: int | None = Field(None, ge=1, description="local Ray only; None = all cores")
+    num_gpus: int | None = Field(None, ge=0, description="local Ray only; None = detected")
+    job_fn: str = Field(PRODUCTION_JOB_FN, description="'module:function' each attempt runs")
+    poll_interval_s: float = Field(0.25, gt=0, description="longest sleep between loop passes")
+    actor_wait_s: float = Field(1.0, gt=0, description="long-poll wait inside a job actor")
+    heartbeat_s: float = Field(2.0, gt=0, description="orchestrator heartbeat period")
+    lease_s: float = Field(20.0, gt=0, description="no heartbeat this long = orchestrator dead")
+    cancel_grace_s: float = Field(15.0, ge=0, description="cooperative cancel before ray.kill")
+    backoff_base_s: float = Field(10.0, ge=0, description="retry delay after the 1st failure")
+    backoff_max_s: float = Field(600.0, ge=0, description="retry delay cap")
+    claim_batch: int = Field(32, ge=1, description="queued jobs examined per pass")
+    mlflow_tracking_uri: str | None = Field(None, description="None = the worker's default")
+    mlflow_parent_runs: bool = Field(True, description="create an MLflow parent run per grid")
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> OrchestratorSettings:
+        """Fields from ``DINO_ORCH_*`` variables, then ``overrides`` on top."""
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            raw = os.environ.get(f"DINO_ORCH_{name.upper()}")
+            if raw is not None and raw != "":
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
+
+    def resolved_ray_address(self) -> str | None:
+        return self.ray_address or os.environ.get("RAY_ADDRESS") or None
+
+    def resolved_tracking_uri(self) -> str:
+        """The MLflow store every job of this orchestrator logs to."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        from worker.settings import default_tracking_uri
+
+        return default_tracking_uri()
+
+    def backoff_s(self, failed_attempts: int) -> float:
+        """Delay before the retry that follows the ``failed_attempts``-th failure (doubling)."""
+        if failed_attempts < 1:
+            return 0.0
+        return float(min(self.backoff_base_s * 2 ** (failed_attempts - 1), self.backoff_max_s))

@@ -1,0 +1,129 @@
+"""Job functions for scheduler tests: real functions that Ray runs in the job actors.
+
+They behave like ``worker.run.run_job`` where the scheduler can tell: progress events,
+checkpoints in ``spec.storage_uri`` that a later attempt resumes from, cooperative cancel,
+and one "MLflow run id" kept across attempts. Behaviour comes from ``spec.tags``:
+``t.steps`` (default 3), ``t.step_s`` (default 0.05), ``t.fail_attempts`` (attempts <= N
+fail), ``t.outcome`` (end status, or ``raise``), ``t.ignore_cancel``, ``t.hold_file`` (wait
+until this file exists before finishing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from worker.spec import JobResult, JobSpec
+
+EVAL_METRICS = {
+    "eval_knn": {"knn_top1": 0.5},
+    "eval_attention": {"attention_iou": 0.25},
+    "eval_linear": {"linear_top1": 0.6},
+}
+
+
+def _log(store: Path, **entry: Any) -> None:
+    with (store / "log.jsonl").open("a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+def read_log(storage_uri: str) -> list[dict[str, Any]]:
+    path = Path(storage_uri) / "log.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def steps_job(
+    spec: JobSpec,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> JobResult:
+    emit = on_progress or (lambda _e: None)
+    cancelled = should_cancel or (lambda: False)
+    tags = spec.tags
+    store = Path(spec.storage_uri)
+    store.mkdir(parents=True, exist_ok=True)
+    run_id = spec.mlflow.run_id or f"run-{spec.job_id}-a{spec.attempt}"
+    (store / f"pid-a{spec.attempt}").write_text(str(os.getpid()))
+    ckpt = store / "ckpt.json"
+    start = json.loads(ckpt.read_text())["step"] if ckpt.exists() else 0
+    _log(
+        store,
+        attempt=spec.attempt,
+        event="start",
+        step=start,
+        pid=os.getpid(),
+        run_id=run_id,
+        parent=spec.mlflow.parent_run_id,
+        source=spec.source_checkpoint,
+    )
+    emit({"event": "started", "mlflow_run_id": run_id, "attempt": spec.attempt})
+    if spec.kind != "pretrain":
+        if not spec.source_checkpoint or not Path(spec.source_checkpoint).exists():
+            return JobResult(
+                job_id=spec.job_id,
+                status="FAILED",
+                mlflow_run_id=run_id,
+                error=f"no checkpoint at {spec.source_checkpoint!r}",
+            )
+        _log(store, attempt=spec.attempt, event="end", status="SUCCEEDED")
+        return JobResult(
+            job_id=spec.job_id,
+            status="SUCCEEDED",
+            mlflow_run_id=run_id,
+            metrics=EVAL_METRICS[spec.kind],
+        )
+    steps = int(tags.get("t.steps", "3"))
+    step_s = float(tags.get("t.step_s", "0.05"))
+    if spec.attempt <= int(tags.get("t.fail_attempts", "0")):
+        _log(store, attempt=spec.attempt, event="end", status="FAILED")
+        return JobResult(
+            job_id=spec.job_id,
+            status="FAILED",
+            mlflow_run_id=run_id,
+            error=f"planned failure of attempt {spec.attempt}",
+        )
+    loss = 0.0
+    for step in range(start + 1, steps + 1):
+        if cancelled() and tags.get("t.ignore_cancel") != "1":
+            _log(store, attempt=spec.attempt, event="end", status="CANCELLED")
+            return JobResult(job_id=spec.job_id, status="CANCELLED", mlflow_run_id=run_id)
+        time.sleep(step_s)
+        loss = 10.0 / step
+        tmp = store / "ckpt.tmp"
+        tmp.write_text(json.dumps({"step": step}))
+        tmp.replace(ckpt)
+        emit(
+            {
+                "event": "progress",
+                "step": step,
+                "epoch": 0,
+                "total_steps": steps,
+                "metrics": {"loss": loss},
+            }
+        )
+        emit({"event": "checkpoint", "uri": str(ckpt), "step": step})
+    hold = tags.get("t.hold_file")
+    while hold and not Path(hold).exists():
+        if cancelled() and tags.get("t.ignore_cancel") != "1":
+            _log(store, attempt=spec.attempt, event="end", status="CANCELLED")
+            return JobResult(job_id=spec.job_id, status="CANCELLED", mlflow_run_id=run_id)
+        time.sleep(0.05)
+    outcome = tags.get("t.outcome", "SUCCEEDED")
+    if outcome == "raise":
+        raise RuntimeError(f"planned exception in job {spec.job_id}")
+    if outcome == "COLLAPSED":
+        emit({"event": "collapse", "kind": "uniform", "evidence": {"loss": loss}})
+    _log(store, attempt=spec.attempt, event="end", status=outcome)
+    return JobResult(
+        job_id=spec.job_id,
+        status=outcome,
+        mlflow_run_id=run_id,  # type: ignore[arg-type]
+        metrics={"loss": loss, "steps": float(steps)},
+        checkpoint_uri=str(ckpt),
+    )
