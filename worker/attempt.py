@@ -13,7 +13,7 @@ from typing import Any
 
 from dino_core.config import DinoConfig
 from dino_core.train import train
-from worker.epoch_eval import epoch_hooks
+from worker.epoch_eval import epoch_monitors
 from worker.mlflow_run import RunTarget
 from worker.outcome import MLFLOW_STATUS, failed, from_train
 from worker.progress import CancelFn, ProgressReporter
@@ -73,10 +73,11 @@ def pretrain_attempt(
         )
     session = open_session(spec, target, emit)
     every = config.train.log_every_steps
-    tracker = MlflowTracker(session, log_every=every, epoch_hooks=epoch_hooks(config))
+    monitors, image_hooks = epoch_monitors(config)
+    tracker = MlflowTracker(session, log_every=every, epoch_hooks=image_hooks)
     progress = ProgressReporter(emit, should_cancel, log_every=every)
     try:
-        res = train(config, spec.storage_uri, [tracker, progress])
+        res = train(config, spec.storage_uri, [*monitors, tracker, progress])
         result = from_train(
             spec.job_id,
             status=res.status,
