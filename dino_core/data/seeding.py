@@ -1,0 +1,45 @@
+"""Derived random seeds: every random stream of the input pipeline is a pure function of a
+few integers (run seed, epoch, sample or batch index, rank), so resuming, sharding over
+ranks and re-running reproduce the same crops without touching the global RNG state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+T = TypeVar("T")
+
+# Stream tags keep unrelated streams apart even when their integers coincide.
+PERMUTATION = 1
+SAMPLE_AUGMENT = 2
+BATCH_AUGMENT = 3
+
+_MASK64 = (1 << 64) - 1
+
+
+def derive_seed(*keys: int) -> int:
+    """A 63-bit seed mixed from ``keys`` (order matters); negative keys are allowed."""
+    words = [k & _MASK64 for k in keys]
+    state = np.random.SeedSequence(words).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+def generator_for(*keys: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A fresh ``torch.Generator`` seeded by :func:`derive_seed` of ``keys``."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(derive_seed(*keys))
+    return gen
+
+
+def call_seeded(fn: Callable[[], T], seed: int) -> T:
+    """Run ``fn`` with the CPU global torch RNG seeded by ``seed``, restoring it afterwards.
+
+    torchvision's transforms draw from the global RNG; this makes one call reproducible
+    without disturbing the caller's random state.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return fn()
