@@ -37,6 +37,15 @@ def load_job_fn(path: str) -> JobFn:
     return fn
 
 
+def _node_id() -> str | None:
+    try:
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
+    except Exception:  # not inside Ray (direct use in a test)
+        return None
+
+
 class JobRunner:
     """Runs ``job_fn(spec, on_progress, should_cancel)`` in a thread; polled by the loop."""
 
@@ -49,6 +58,7 @@ class JobRunner:
         self._result: dict[str, Any] | None = None
         self._error: str | None = None
         self._cancel = threading.Event()
+        self._node_id = _node_id()
         self._thread = threading.Thread(
             target=self._run, args=(spec_json, job_fn), name="dino-job", daemon=True
         )
@@ -92,6 +102,7 @@ class JobRunner:
                 "result": self._result,
                 "error": self._error,
                 "pid": os.getpid(),
+                "node_id": self._node_id,
             }
 
     def cancel(self) -> None:

@@ -258,10 +258,11 @@ class Scheduler:
                 record_event(
                     s,
                     "placed",
-                    f"attempt {t.attempt} runs in process {reply['pid']}",
+                    f"attempt {t.attempt} runs in process {reply['pid']} on node "
+                    f"{reply['node_id']}",
                     job_id=t.job_id,
                     attempt=t.attempt,
-                    data={"pid": reply["pid"]},
+                    data={"pid": reply["pid"], "node_id": reply["node_id"]},
                 )
         events = reply["events"]
         if events and not outcomes.apply_events(self.db, t.job_id, t.attempt, self.id, events):

@@ -34,18 +34,30 @@ class JobRequest(_Request):
     priority: int = Field(0, description="higher runs first; FIFO within a priority")
     max_attempts: int = Field(3, ge=1, le=50, description="failed attempts before FAILED")
     source_checkpoint: str | None = Field(None, description="eval kinds: checkpoint to score")
+    eval_options: dict[str, Any] = Field(default_factory=dict, description="eval kinds only")
     evals: list[EvalKind] = Field(default_factory=list, description="run after it succeeds")
-    eval_options: dict[str, Any] = Field(default_factory=dict)
+    evals_options: dict[EvalKind, dict[str, Any]] = Field(
+        default_factory=dict, description="options of each follow-up eval kind"
+    )
     tags: dict[str, str] = Field(default_factory=dict)
     experiment_name: str = Field("dino", min_length=1, max_length=250)
 
     @model_validator(mode="after")
-    def _eval_needs_checkpoint(self) -> JobRequest:
+    def _consistent(self) -> JobRequest:
         if self.kind != "pretrain" and not self.source_checkpoint:
             raise ValueError(f"kind={self.kind} needs source_checkpoint (the checkpoint to score)")
         if self.kind != "pretrain" and self.evals:
             raise ValueError("evals can follow a pretrain job only: leave evals empty")
+        if self.kind == "pretrain" and self.eval_options:
+            raise ValueError("eval_options belong to eval jobs: use evals_options per eval kind")
+        _check_options_keys(self.evals, self.evals_options, "evals_options")
         return self
+
+
+def _check_options_keys(evals: list[EvalKind], options: dict[EvalKind, Any], name: str) -> None:
+    extra = sorted(set(options) - set(evals))
+    if extra:
+        raise ValueError(f"{name} has options for {extra}, which are not in evals {evals}")
 
 
 class GridRequest(_Request):
@@ -62,8 +74,15 @@ class GridRequest(_Request):
     eval_resources: Resources | None = Field(None, description="None = one worker of resources")
     priority: int = 0
     max_attempts: int = Field(3, ge=1, le=50)
-    eval_options: dict[str, Any] = Field(default_factory=dict)
+    eval_options: dict[EvalKind, dict[str, Any]] = Field(
+        default_factory=dict, description="options of each eval kind (worker.evaluate)"
+    )
     tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GridRequest:
+        _check_options_keys(self.evals, self.eval_options, "eval_options")
+        return self
 
 
 class UserView(_View):

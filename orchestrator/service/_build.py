@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from dino_core.config import DinoConfig
 from orchestrator.models import Job, new_id
+from orchestrator.schemas import EvalKind
 from orchestrator.states import QUEUED, record_event
 from worker.settings import jobs_root
 from worker.spec import Resources
@@ -91,12 +92,14 @@ def add_evals(
     session: Session,
     pretrain: Job,
     config: DinoConfig,
-    kinds: Sequence[str],
+    kinds: Sequence[EvalKind],
     resources: Resources,
     now: datetime,
-    eval_options: dict[str, Any] | None = None,
+    options_by_kind: Mapping[EvalKind, dict[str, Any]] | None = None,
 ) -> list[Job]:
-    """One QUEUED eval job per kind, each waiting for ``pretrain`` to succeed."""
+    """One QUEUED eval job per kind (with that kind's options), each waiting for
+    ``pretrain`` to succeed."""
+    options = options_by_kind or {}
     return [
         add_job(
             session,
@@ -110,7 +113,7 @@ def add_evals(
             experiment=pretrain.mlflow_experiment,
             now=now,
             reason=f"waits for pretraining job {pretrain.id} to succeed",
-            eval_options=eval_options,
+            eval_options=dict(options.get(kind, {})),
             tags=dict(pretrain.tags),
             grid_id=pretrain.grid_id,
             combination=pretrain.combination,

@@ -81,7 +81,6 @@ def submit_grid(
                 experiment=grid.mlflow_experiment,
                 now=now,
                 reason=f"grid {grid.id} combination {combo.index}: {combo.label()}",
-                eval_options=request.eval_options,
                 tags=request.tags,
                 grid_id=grid.id,
                 combination=combo.index,

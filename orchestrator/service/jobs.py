@@ -56,7 +56,7 @@ def submit_job(
             request.evals,
             eval_resources(request.resources),
             now,
-            request.eval_options,
+            request.evals_options,
         )
         return job.id
 

@@ -4,8 +4,9 @@ They behave like ``worker.run.run_job`` where the scheduler can tell: progress e
 checkpoints in ``spec.storage_uri`` that a later attempt resumes from, cooperative cancel,
 and one "MLflow run id" kept across attempts. Behaviour comes from ``spec.tags``:
 ``t.steps`` (default 3), ``t.step_s`` (default 0.05), ``t.fail_attempts`` (attempts <= N
-fail), ``t.outcome`` (end status, or ``raise``), ``t.ignore_cancel``, ``t.hold_file`` (wait
-until this file exists before finishing).
+fail), ``t.outcome`` (end status, or ``raise``), ``t.collapse_when`` (``field=value``: that
+combination ends COLLAPSED), ``t.ignore_cancel``, ``t.hold_file`` (wait until this file
+exists before finishing).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dino_core.config import flatten
 from worker.spec import JobResult, JobSpec
 
 EVAL_METRICS = {
@@ -115,6 +117,11 @@ def steps_job(
             return JobResult(job_id=spec.job_id, status="CANCELLED", mlflow_run_id=run_id)
         time.sleep(0.05)
     outcome = tags.get("t.outcome", "SUCCEEDED")
+    when = tags.get("t.collapse_when")  # "section.field=value": this combination collapses
+    if when:
+        key, _, value = when.partition("=")
+        if str(flatten(spec.config).get(key)) == value:
+            outcome = "COLLAPSED"
     if outcome == "raise":
         raise RuntimeError(f"planned exception in job {spec.job_id}")
     if outcome == "COLLAPSED":

@@ -34,6 +34,11 @@ def use_test_token() -> None:
     connect from (Ray 2.60 never auto-enables it for an explicit address)."""
     os.environ["RAY_AUTH_MODE"] = "token"
     os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    # Ray caches the mode and token when it is imported: make this process see them now.
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def free_port() -> int:
