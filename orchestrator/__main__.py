@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
-from types import FrameType
 
 from orchestrator.loop import run_orchestrator
 from orchestrator.settings import OrchestratorSettings
@@ -34,15 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         job_fn=args.job_fn,
         poll_interval_s=args.poll_interval_s,
     )
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        logging.getLogger("orchestrator").info("signal %d: stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    run_orchestrator(stop, settings)
+    run_orchestrator(threading.Event(), settings, handle_signals=True)
 
 
 if __name__ == "__main__":

@@ -111,6 +111,7 @@ class Scheduler:
                 if job_id not in self.tracked:
                     self._attach(job_id, attempt, f"attempt {attempt} was not being watched")
             elif owner not in live and queries.take_over(self.db, job_id, attempt, owner, self.id):
+                ours.add(job_id)
                 self._attach(job_id, attempt, f"orchestrator {owner} is gone")
         for job_id in set(self.tracked) - ours:
             log.warning("job %s is no longer ours: stop watching it", job_id)
