@@ -7,8 +7,10 @@
 #       (an flock per GPU slot in /var/lib/dino-gpu-locks, a volume shared by the replicas of
 #       one host) and exposes only those (CUDA_VISIBLE_DEVICES), so that
 #       `docker compose up --scale ray-worker=N` gives each replica its own GPUs. The lock is
-#       released when the container's process dies. DINO_WORKER_GPUS=all: every visible GPU.
-#       No GPU visible: a CPU-only worker.
+#       released when the container's process dies. The replica also advertises its share of
+#       the host's CPUs (nproc x N / GPUs), so that N replicas do not each claim every CPU;
+#       a --num-cpus among the arguments wins. DINO_WORKER_GPUS=all: every visible GPU and
+#       CPU. No GPU visible: a CPU-only worker.
 #   with-ray COMMAND...
 #       Join the Ray cluster at RAY_ADDRESS as a node with no CPUs or GPUs (a Ray driver must run
 #       on a node of its cluster), then exec COMMAND (`dino serve`, `python -m orchestrator`).
@@ -48,6 +50,8 @@ ray_worker() {
         exec ray start "${common[@]}" --num-gpus=0 "$@"
     fi
     local slots=$((n / want)) slot first ids rc
+    local cpus=$(($(nproc) * want / n))
+    [ "$cpus" -ge 1 ] || cpus=1
     mkdir -p "$LOCK_DIR"
     for ((slot = 0; slot < slots; slot++)); do
         first=$((slot * want))
@@ -55,7 +59,8 @@ ray_worker() {
         # -E 75: "slot taken" must not be confused with ray's own exit status.
         set +e
         flock --nonblock --conflict-exit-code 75 "$LOCK_DIR/slot-$want-$slot" \
-            env CUDA_VISIBLE_DEVICES="$ids" ray start "${common[@]}" --num-gpus="$want" "$@"
+            env CUDA_VISIBLE_DEVICES="$ids" \
+            ray start "${common[@]}" --num-gpus="$want" --num-cpus="$cpus" "$@"
         rc=$?
         set -e
         if [ "$rc" -ne 75 ]; then

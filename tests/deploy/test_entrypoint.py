@@ -3,7 +3,8 @@
 This machine has no GPU and no Ray cluster to join, so two commands are stand-ins on PATH: an
 ``nvidia-smi`` that lists N GPUs, and a ``ray`` that records the environment and arguments of
 ``ray start`` and, with ``--block``, stays up like a raylet until its process group is killed.
-What is under test is the script: which GPUs each worker replica claims, and what it runs."""
+A third, ``nproc``, pins the host's CPU count. What is under test is the script: which GPUs
+and CPUs each worker replica claims, and what it runs."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from tests.deploy.deployfiles import ENTRYPOINT
 FAKE_NVIDIA_SMI = """#!/usr/bin/env bash
 for ((i = 0; i < ${FAKE_GPUS:-0}; i++)); do echo "GPU $i: Stand-in GPU (UUID: GPU-$i)"; done
 """
+FAKE_NPROC = """#!/usr/bin/env bash
+echo "${FAKE_NPROC:-16}"
+"""
 FAKE_RAY = """#!/usr/bin/env bash
 echo "cvd=${CUDA_VISIBLE_DEVICES-unset} args=$*" >"$FAKE_RAY_LOG/$$"
 if [[ " $* " == *" --block "* && -z "${FAKE_RAY_NOBLOCK:-}" ]]; then
@@ -29,11 +33,14 @@ fi
 """
 
 
+START = "start --address=ray-head:6379 --labels=dino-role=worker --block"
+
+
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name, body in (("nvidia-smi", FAKE_NVIDIA_SMI), ("ray", FAKE_RAY)):
+    for name, body in (("nvidia-smi", FAKE_NVIDIA_SMI), ("ray", FAKE_RAY), ("nproc", FAKE_NPROC)):
         (bin_dir / name).write_text(body)
         (bin_dir / name).chmod(0o755)
     (tmp_path / "log").mkdir()
@@ -72,11 +79,11 @@ def replicas() -> Iterator[list[subprocess.Popen[str]]]:
 
 
 def _start_replica(
-    env: dict[str, str], started: list[subprocess.Popen[str]], **extra: str
+    env: dict[str, str], started: list[subprocess.Popen[str]], *args: str, **extra: str
 ) -> subprocess.Popen[str]:
     before = len(_calls(env))
     proc = subprocess.Popen(
-        ["bash", str(ENTRYPOINT), "ray-worker"],
+        ["bash", str(ENTRYPOINT), "ray-worker", *args],
         env={**env, **extra},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -98,8 +105,8 @@ def test_replicas_claim_distinct_gpus_and_a_freed_gpu_is_reused(
     first = _start_replica(env, replicas, FAKE_GPUS="2")
     _start_replica(env, replicas, FAKE_GPUS="2")
     assert _calls(env) == [
-        "cvd=0 args=start --address=ray-head:6379 --labels=dino-role=worker --block --num-gpus=1",
-        "cvd=1 args=start --address=ray-head:6379 --labels=dino-role=worker --block --num-gpus=1",
+        f"cvd=0 args={START} --num-gpus=1 --num-cpus=8",
+        f"cvd=1 args={START} --num-gpus=1 --num-cpus=8",
     ]
     third = _run(env, "ray-worker", FAKE_GPUS="2")
     assert third.returncode == 1
@@ -109,9 +116,15 @@ def test_replicas_claim_distinct_gpus_and_a_freed_gpu_is_reused(
     for p in Path(env["FAKE_RAY_LOG"]).iterdir():
         p.unlink()
     _start_replica(env, replicas, FAKE_GPUS="2")
-    assert _calls(env) == [
-        "cvd=0 args=start --address=ray-head:6379 --labels=dino-role=worker --block --num-gpus=1"
-    ]
+    assert _calls(env) == [f"cvd=0 args={START} --num-gpus=1 --num-cpus=8"]
+
+
+def test_operator_arguments_come_last_so_they_win(
+    env: dict[str, str], replicas: list[subprocess.Popen[str]]
+) -> None:
+    """`ray start` (click) keeps the last value of a repeated option."""
+    _start_replica(env, replicas, "--num-cpus=3", FAKE_GPUS="4")
+    assert _calls(env) == [f"cvd=0 args={START} --num-gpus=1 --num-cpus=4 --num-cpus=3"]
 
 
 def test_multi_gpu_slots_are_contiguous(
@@ -121,7 +134,7 @@ def test_multi_gpu_slots_are_contiguous(
         _start_replica(env, replicas, FAKE_GPUS="5", DINO_WORKER_GPUS="2")
     calls = _calls(env)
     assert [c.split(" ")[0] for c in calls] == ["cvd=0,1", "cvd=2,3"]
-    assert all(c.endswith("--block --num-gpus=2") for c in calls)
+    assert all(c.endswith("--block --num-gpus=2 --num-cpus=6") for c in calls)  # 16 x 2 / 5
     third = _run(env, "ray-worker", FAKE_GPUS="5", DINO_WORKER_GPUS="2")
     assert third.returncode == 1 and "at most 2 per host" in third.stderr
 
