@@ -176,14 +176,23 @@ def read_by_our_code(name: str) -> bool:
     return False
 
 
-@functools.cache
-def _package_text(package: str) -> str:
+def _package_root(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise LookupError(f"package {package} is not installed")
-    root = Path(next(iter(spec.submodule_search_locations)))
-    parts = [p.read_text(errors="replace") for p in root.rglob("*.py")]
-    parts += [p.read_bytes().decode("latin-1") for p in root.glob("_raylet*.so")]
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@functools.cache
+def _package_text(package: str) -> str:
+    """The package's Python sources, concatenated."""
+    return "\n".join(p.read_text(errors="replace") for p in _package_root(package).rglob("*.py"))
+
+
+@functools.cache
+def _package_binary_text(package: str) -> str:
+    """Its compiled extension (Ray's C++ core reads some variables itself)."""
+    parts = [p.read_bytes().decode("latin-1") for p in _package_root(package).glob("_raylet*.so")]
     return "\n".join(parts)
 
 
@@ -200,7 +209,9 @@ def read_by_third_party(name: str) -> str | None:
     """Who reads ``name`` besides us: the installed package whose sources mention it (chosen
     by prefix), CPython (its ``--help-env`` lists it), or None."""
     for prefix, package in THIRD_PARTY_PREFIXES.items():
-        if name.startswith(prefix) and name in _package_text(package):
+        if name.startswith(prefix) and (
+            name in _package_text(package) or name in _package_binary_text(package)
+        ):
             return package
     if name == "DO_NOT_TRACK" and name in _package_text("mlflow"):
         return "mlflow"

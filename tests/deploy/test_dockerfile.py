@@ -42,10 +42,9 @@ def test_base_image_is_a_cuda_ubuntu_image_matching_the_torch_build() -> None:
     )
     assert m, f"CUDA_IMAGE {base!r} is not an nvidia/cuda runtime-class Ubuntu 22.04 tag"
     assert torch.version.cuda is not None, "the environment's torch is not a CUDA build"
-    torch_major = torch.version.cuda.split(".")[0]
-    assert m.group(1) == torch_major, (
-        f"base image CUDA {m.group(1)}.x but torch is built for CUDA {torch.version.cuda}: the "
-        "driver the base image requires must cover the CUDA major torch bundles"
+    assert m.group(1) == torch.version.cuda.split(".")[0], (
+        f"base image CUDA {m.group(1)}.x but torch bundles CUDA {torch.version.cuda}: the "
+        "driver the base image requires must cover the CUDA major torch was built for"
     )
     assert [i.args for i in dockerfile_instructions() if i.keyword == "FROM"][-1] == (
         "${CUDA_IMAGE}"

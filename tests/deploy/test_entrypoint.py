@@ -26,7 +26,8 @@ FAKE_NPROC = """#!/usr/bin/env bash
 echo "${FAKE_NPROC:-16}"
 """
 FAKE_RAY = """#!/usr/bin/env bash
-echo "cvd=${CUDA_VISIBLE_DEVICES-unset} args=$*" >"$FAKE_RAY_LOG/$$"
+echo "cvd=${CUDA_VISIBLE_DEVICES-unset} args=$*" >"$FAKE_RAY_LOG/.$$"
+mv "$FAKE_RAY_LOG/.$$" "$FAKE_RAY_LOG/$$"  # appears whole
 if [[ " $* " == *" --block "* && -z "${FAKE_RAY_NOBLOCK:-}" ]]; then
     while :; do sleep 0.2; done
 fi
@@ -54,7 +55,8 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def _calls(env: dict[str, str]) -> list[str]:
-    return sorted(p.read_text().strip() for p in Path(env["FAKE_RAY_LOG"]).iterdir())
+    log = Path(env["FAKE_RAY_LOG"])
+    return sorted(p.read_text().strip() for p in log.iterdir() if not p.name.startswith("."))
 
 
 def _run(env: dict[str, str], *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
