@@ -1,4 +1,5 @@
-"""The MLflow parent run of a grid, created when its first job is scheduled.
+"""MLflow set-up by the orchestrator: job experiments, and a grid's parent run, created when
+the grid's first job is scheduled.
 
 Children are the jobs' own runs (the worker sets ``mlflow.parentRunId`` from
 ``spec.mlflow.parent_run_id``). The run id is stored on the grid row with a conditional
@@ -26,6 +27,17 @@ def _client(tracking_uri: str) -> Any:
     return MlflowClient(tracking_uri)
 
 
+@functools.cache
+def ensure_experiment_id(tracking_uri: str, name: str) -> str:
+    """Create the experiment here (embedded store: artifacts under this process's DINO_HOME)
+    rather than in whichever worker gets there first."""
+    from worker.mlflow_run import ensure_experiment, is_embedded
+    from worker.settings import default_artifact_root
+
+    location = default_artifact_root() if is_embedded(tracking_uri) else None
+    return ensure_experiment(_client(tracking_uri), name, location)
+
+
 def ensure_parent_run(db: Database, grid_id: str, tracking_uri: str) -> str:
     """The grid's parent run id, creating the experiment ``dino/<name>`` and run if needed."""
     with db.session() as s:
@@ -38,10 +50,8 @@ def ensure_parent_run(db: Database, grid_id: str, tracking_uri: str) -> str:
         n = grid.n_combinations
     from mlflow.entities import Param
 
-    from worker.mlflow_run import ensure_experiment
-
     client = _client(tracking_uri)
-    exp_id = ensure_experiment(client, experiment, tracking_uri)
+    exp_id = ensure_experiment_id(tracking_uri, experiment)
     run = client.create_run(
         exp_id,
         run_name=name,

@@ -20,7 +20,7 @@ from ray.exceptions import ActorUnavailableError, RayError
 from orchestrator import outcomes, queries, registry
 from orchestrator.capacity import Bundle, add_into, demand_of
 from orchestrator.db import Database
-from orchestrator.mlflow_parent import ensure_parent_run, finish_parent_run
+from orchestrator.mlflow_parent import ensure_experiment_id, ensure_parent_run, finish_parent_run
 from orchestrator.models import Job
 from orchestrator.ray_cluster import capacity_snapshot, cluster_report
 from orchestrator.runner import JobRunner, actor_name
@@ -95,7 +95,7 @@ class Scheduler:
         self._next_heartbeat = time.monotonic() + self.settings.heartbeat_s
         self._adopt_orphans()
         for grid_id, run_id, ok in queries.close_finished_grids(self.db):
-            if run_id and self.settings.mlflow_parent_runs:
+            if run_id and self.settings.mlflow_setup:
                 try:
                     finish_parent_run(self._tracking_uri, run_id, ok)
                 except Exception as err:  # MLflow down must not stop scheduling
@@ -197,17 +197,20 @@ class Scheduler:
                 attempt=job.attempt,
             )
 
-    def _parent_run(self, grid_id: str) -> str | None:
-        try:
-            return ensure_parent_run(self.db, grid_id, self._tracking_uri)
-        except Exception as err:  # the job still runs, without a parent link
-            log.warning("no MLflow parent run for grid %s: %s", grid_id, err)
+    def _mlflow_parent(self, job: Job) -> str | None:
+        """Make sure the job's experiment (and its grid's parent run) exist; the parent id."""
+        if not self.settings.mlflow_setup:
             return None
+        try:
+            if job.grid_id:
+                return ensure_parent_run(self.db, job.grid_id, self._tracking_uri)
+            ensure_experiment_id(self._tracking_uri, job.mlflow_experiment)
+        except Exception as err:  # MLflow down: the worker retries on its own
+            log.warning("MLflow set-up for job %s failed: %s", job.id, err)
+        return None
 
     def _start_attempt(self, job: Job, res: Resources) -> None:
-        parent = None
-        if job.grid_id and self.settings.mlflow_parent_runs:
-            parent = self._parent_run(job.grid_id)
+        parent = self._mlflow_parent(job)
         spec = build_spec(job, self._tracking_uri, parent)
         name = actor_name(job.id, job.attempt)
         try:

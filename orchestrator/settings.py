@@ -35,7 +35,9 @@ class OrchestratorSettings(BaseModel):
     backoff_max_s: float = Field(600.0, ge=0, description="retry delay cap")
     claim_batch: int = Field(32, ge=1, description="queued jobs examined per pass")
     mlflow_tracking_uri: str | None = Field(None, description="None = the worker's default")
-    mlflow_parent_runs: bool = Field(True, description="create an MLflow parent run per grid")
+    mlflow_setup: bool = Field(
+        True, description="create jobs' MLflow experiments and each grid's parent run"
+    )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> OrchestratorSettings:

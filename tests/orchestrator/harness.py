@@ -20,7 +20,7 @@ JOB_FN = "tests.orchestrator.jobfns:steps_job"
 FAST: dict[str, Any] = {
     "job_fn": JOB_FN,
     "namespace": "dino-test",
-    "mlflow_parent_runs": False,
+    "mlflow_setup": False,
     "poll_interval_s": 0.05,
     "actor_wait_s": 0.5,
     "heartbeat_s": 0.5,

@@ -57,6 +57,7 @@ class RayNode:
 def _env(mark: str) -> dict[str, str]:
     env = dict(os.environ)
     env[MARK] = mark
+    env["DINO_HOME"] = f"/tmp/dino-home-{mark[:12]}"  # not the repo: jobs pass their paths
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     # a SIGKILLed node is declared dead within ~3 s instead of ~30 s
@@ -160,6 +161,7 @@ def kill_node(node: RayNode) -> None:
         with contextlib.suppress(psutil.Error):
             p.send_signal(signal.SIGKILL)
     psutil.wait_procs(list(procs.values()), timeout=10)
+    shutil.rmtree(f"/tmp/dino-home-{node.mark[:12]}", ignore_errors=True)
     if node.temp_dir:
         time.sleep(0.2)
         shutil.rmtree(node.temp_dir, ignore_errors=True)

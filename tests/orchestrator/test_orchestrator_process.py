@@ -35,7 +35,7 @@ ORCH_ENV = {
     "DINO_ORCH_ACTOR_WAIT_S": "0.5",
     "DINO_ORCH_HEARTBEAT_S": "0.5",
     "DINO_ORCH_LEASE_S": "30",
-    "DINO_ORCH_MLFLOW_PARENT_RUNS": "false",
+    "DINO_ORCH_MLFLOW_SETUP": "false",
 }
 
 

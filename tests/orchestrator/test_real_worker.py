@@ -1,0 +1,159 @@
+"""The scheduler running real tiny DINO jobs (``worker.run.run_job``) with a real MLflow store."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+
+from orchestrator.db import Database
+from orchestrator.schemas import GridRequest, JobRequest, UserView
+from orchestrator.service import get_grid, grid_summary, submit_grid, submit_job
+from tests.orchestrator.harness import (
+    attempts_of,
+    events_of,
+    job_row,
+    running_scheduler,
+    status_of,
+    wait_until,
+)
+from worker.mlflow_run import TAG_JOB
+
+# The worker contract (MLflow runs, checkpoints, resume) does not depend on the database
+# backend, which every other scheduler test covers on both; real jobs cost ~10 s of imports
+# each on 2 cores, so these run on SQLite only.
+pytestmark = [
+    pytest.mark.usefixtures("ray_conn"),
+    pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),
+]
+
+
+def tiny(**train: Any) -> dict[str, Any]:
+    """vit_custom depth 2, width 32, patch 4; synthetic 16/8 px crops; K = 64."""
+    return {
+        "model": {
+            "arch": "vit_custom",
+            "patch_size": 4,
+            "embed_dim": 32,
+            "depth": 2,
+            "num_heads": 2,
+            "drop_path_rate": 0.0,
+        },
+        "head": {"out_dim": 64, "hidden_dim": 64, "bottleneck_dim": 32},
+        "crops": {"global_size": 16, "local_size": 8, "local_number": 2},
+        "loss": {"warmup_teacher_temp_epochs": 1},
+        "optim": {"warmup_epochs": 1},
+        "data": {"dataset": "synthetic", "synthetic_size": 32, "synthetic_image_size": 32},
+        "train": {
+            "epochs": 1,
+            "batch_size": 16,
+            "log_every_steps": 1,
+            "device": "cpu",
+            "threads": 1,
+            **train,
+        },
+    }
+
+
+@pytest.fixture
+def tracking(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def test_grid_of_eight_real_jobs_children_of_one_parent_run(
+    db: Database, alice: UserView, tracking: str
+) -> None:
+    axes = {
+        "loss.teacher_temp": [0.04, 0.07],
+        "teacher.momentum": [0.99, 0.996],
+        "crops.local_number": [0, 2],
+    }
+    grid = submit_grid(
+        db, alice, GridRequest(name="real8", base_config=tiny(), axes=axes, evals=[])
+    )
+    with running_scheduler(
+        db, job_fn="worker.run:run_job", mlflow_setup=True, mlflow_tracking_uri=tracking
+    ):
+        wait_until(lambda: get_grid(db, alice, grid.id).status == "SUCCEEDED", "the grid", 600)
+        wait_until(lambda: get_grid(db, alice, grid.id).finished_at, "the grid to close")
+    parent = get_grid(db, alice, grid.id).mlflow_parent_run_id
+    assert parent
+    client = MlflowClient(tracking)
+    assert client.get_run(parent).info.status == "FINISHED"
+    rows = grid_summary(db, alice, grid.id)
+    assert len(rows) == 8 and len({r.mlflow_run_id for r in rows}) == 8
+    for row in rows:
+        assert row.status == "SUCCEEDED" and row.step == row.total_steps == 2
+        assert 0 < row.metrics["loss"] < 20
+        run = client.get_run(row.mlflow_run_id or "")
+        assert run.data.tags["mlflow.parentRunId"] == parent
+        assert run.data.tags[TAG_JOB] == row.job_id
+        for key, value in row.axis_values.items():
+            assert float(run.data.params[key]) == float(value)
+        exp = client.get_experiment(run.info.experiment_id)
+        assert exp is not None and exp.name == "dino/real8"
+
+
+def test_eval_jobs_score_the_final_checkpoint(db: Database, alice: UserView, tracking: str) -> None:
+    req = GridRequest(
+        name="evals",
+        base_config=tiny(),
+        axes={"train.seed": [0]},
+        eval_options={
+            "eval_knn": {"baselines": False},
+            "eval_attention": {"num_images": 2, "baselines": False},
+        },
+    )
+    grid = submit_grid(db, alice, req)
+    with running_scheduler(
+        db, job_fn="worker.run:run_job", mlflow_setup=True, mlflow_tracking_uri=tracking
+    ):
+        wait_until(lambda: get_grid(db, alice, grid.id).status == "SUCCEEDED", "the grid", 600)
+    (row,) = grid_summary(db, alice, grid.id)
+    knn, att = row.evals["eval_knn"], row.evals["eval_attention"]
+    assert 0 <= knn.metrics["knn_top1_k20"] <= 100
+    assert 0 <= att.metrics["attn_iou_mean_map"] <= 1
+    final = job_row(db, row.job_id).checkpoint_uri
+    assert final and Path(final).name.startswith("checkpoint-")
+    for cell in (knn, att):
+        assert job_row(db, cell.job_id).source_checkpoint == final
+
+
+def test_killed_worker_resumes_from_checkpoint_in_one_mlflow_run(
+    db: Database, alice: UserView, tracking: str
+) -> None:
+    cfg = tiny(epochs=4, checkpoint_every_steps=2)
+    cfg["data"]["synthetic_size"] = 64  # 4 steps per epoch, 16 in all
+    job = submit_job(db, alice, JobRequest(name="kill", config=cfg, experiment_name="kill"))
+    with running_scheduler(
+        db,
+        job_fn="worker.run:run_job",
+        mlflow_setup=True,
+        mlflow_tracking_uri=tracking,
+        backoff_base_s=0.1,
+    ):
+        wait_until(lambda: events_of(db, job.id, "checkpoint"), "a checkpoint", 300)
+        (placed,) = events_of(db, job.id, "placed")
+        os.kill(int(placed.data["pid"]), signal.SIGKILL)
+        wait_until(lambda: status_of(db, job.id) == "SUCCEEDED", "the retried job", 600)
+    row = job_row(db, job.id)
+    assert row.step == row.total_steps == 16
+    first, second = attempts_of(db, job.id)
+    assert (first.status, second.status) == ("LOST", "SUCCEEDED")
+    assert first.mlflow_run_id == second.mlflow_run_id == row.mlflow_run_id
+    ckpt = events_of(db, job.id, "checkpoint")
+    before = [e.data["step"] for e in ckpt if e.attempt == 1]
+    after = [e.data["step"] for e in ckpt if e.attempt == 2]
+    assert before and after and min(after) > max(before)  # resumed, not restarted
+    client = MlflowClient(tracking)
+    exp = client.get_experiment_by_name("kill")
+    assert exp is not None
+    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`{TAG_JOB}` = '{job.id}'")
+    assert [r.info.run_id for r in runs] == [row.mlflow_run_id]
+    assert runs[0].info.status == "FINISHED"
+    steps = [m.step for m in client.get_metric_history(row.mlflow_run_id or "", "loss")]
+    assert sorted(steps) == list(range(1, 17))  # every step once across both attempts
