@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -47,9 +50,37 @@ def detect_runtime(cfg: TrainConfig) -> Runtime:
         device = torch.device("cpu")
     if cfg.precision == "fp16" and device.type != "cuda":
         raise ConfigError("train.precision='fp16' needs a GPU; use 'bf16' on CPU (AMX) or 'fp32'")
+    if cfg.precision == "bf16" and not bf16_is_fast(device):
+        warnings.warn(
+            "train.precision='bf16' on a CPU without bf16 matmul units (AMX or AVX512-BF16): "
+            "bf16 is emulated and slower than fp32 here; use train.precision='fp32'",
+            stacklevel=2,
+        )
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     return Runtime(device=device, rank=rank, world_size=world, local_rank=local_rank)
+
+
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether bf16 matmuls beat fp32 on ``device``: CUDA GPUs with bf16 support, or CPUs
+    with AMX-BF16 / AVX512-BF16. Elsewhere (e.g. AVX-512 CPUs before Cooper Lake) oneDNN
+    emulates bf16 and a bf16 step is several times slower than fp32."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    flags = _cpu_flags()
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def seed_everything(seed: int) -> None:
