@@ -1,0 +1,140 @@
+"""Weighted k-NN accuracy of the teacher against training wall-clock, Fashion-MNIST.
+
+``python -m benchmarks.knn_vs_time [--minutes 15] [--every 50] [--run-dir DIR]``
+
+Trains ``configs/fashion_mnist_cpu.yaml`` for ``--minutes`` of wall-clock (checkpoints every
+``--every`` steps; without ``--run-dir`` into ``/tmp/dino-knn-vs-time``), or reads an existing
+run directory, then scores every checkpoint's teacher CLS with the paper's weighted k-NN
+(k=20, T=0.07; ``--train-limit``/``--test-limit`` cut the 60k/10k splits) and draws the
+random-init backbone and raw pixels as horizontal lines. Training time of a checkpoint is the
+sum of its steps' durations (from ``metrics.jsonl``). Writes
+``results/knn_vs_time.{json,md,png}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks._common import RESULTS, machine, write_json, write_text
+from dino_core.callbacks import Callback
+from dino_core.checkpoint import list_checkpoints
+from dino_core.config import DinoConfig, load_config
+from dino_core.eval.baselines import baseline_models
+from dino_core.eval.monitor import monitor_data
+from dino_core.eval.suite import EvalData, knn_report
+from dino_core.models.loading import load_backbone
+from dino_core.train import train
+
+PRESET = "configs/fashion_mnist_cpu.yaml"
+
+
+class WallClockStop(Callback):
+    """Asks the trainer to stop (with a checkpoint) after ``seconds`` of wall-clock."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def should_stop(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+
+def step_times(run_dir: Path, batch: int) -> dict[int, float]:
+    """Cumulative training seconds at each step (``batch / images_per_s`` summed)."""
+    total, out = 0.0, {}
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        total += batch / max(float(row["images_per_s"]), 1e-9)
+        out[int(row["step"])] = total
+    return out
+
+
+def knn(model: torch.nn.Module, data: EvalData, name: str) -> float:
+    rep = knn_report(model, data, ks=[20], temperature=0.07, name=name)["k=20"]
+    return float(rep["top1"])
+
+
+def evaluate(run_dir: Path, cfg: DinoConfig, train_limit: int | None, test_limit: int | None):
+    ev = cfg.model_copy(deep=True)
+    ev.data.limit = None
+    ev.eval.knn_train_limit, ev.eval.knn_test_limit = train_limit, test_limit
+    data = monitor_data(ev)
+    times = step_times(run_dir, cfg.train.batch_size)
+    points = []
+    for path in list_checkpoints(str(run_dir)):
+        backbone, _ = load_backbone(path)
+        step = int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+        acc = knn(backbone, data, f"step {step}")
+        points.append({"step": step, "train_s": round(times.get(step, float("nan")), 1),
+                       "knn_top1": acc})  # fmt: skip
+        print(f"step {step}: {acc:.2f}%", flush=True)
+    base = {n: knn(m, data, n) for n, m in baseline_models(cfg).items()}
+    n_train = len(data.train) if data.train is not None else 0
+    return points, base, n_train, len(data.test)
+
+
+def plot(res: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    xs = [p["train_s"] / 60 for p in res["points"]]
+    ax.plot(xs, [p["knn_top1"] for p in res["points"]], "o-", label="DINO teacher (preset)")
+    for name, style in (("random_init", ":"), ("raw_pixels", "--")):
+        ax.axhline(res["baselines"][name], ls=style, color="grey", label=name.replace("_", " "))
+    ax.axhline(86.0, ls="-.", color="red", lw=0.8, label="target 86%")
+    ax.set_xlabel("training wall-clock (min, 2 CPU cores)")
+    ax.set_ylabel(f"weighted k-NN top-1 (k=20), {res['n_train']}/{res['n_test']} images")
+    ax.set_title(f"Fashion-MNIST; load avg {res['machine']['load_average'][0]}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", default=PRESET)
+    ap.add_argument("--minutes", type=float, default=15.0)
+    ap.add_argument("--every", type=int, default=50, help="checkpoint every N steps")
+    ap.add_argument("--run-dir", default=None, help="evaluate this run instead of training")
+    ap.add_argument("--train-limit", type=int, default=None)
+    ap.add_argument("--test-limit", type=int, default=None)
+    args = ap.parse_args()
+    info = machine()
+    if args.run_dir:
+        run_dir = Path(args.run_dir)
+        cfg = load_config(run_dir / "config.yaml")
+    else:
+        run_dir = Path("/tmp/dino-knn-vs-time")
+        cfg = load_config(args.config, [f"train.checkpoint_every_steps={args.every}",
+                                        "train.keep_checkpoints=1000"])  # fmt: skip
+        train(cfg, str(run_dir), [WallClockStop(args.minutes * 60)], resume=False)
+    torch.set_num_threads(cfg.train.threads or torch.get_num_threads())
+    points, base, n_train, n_test = evaluate(run_dir, cfg, args.train_limit, args.test_limit)
+    res = {"machine": info, "load_after": list(os.getloadavg()), "run_dir": str(run_dir),
+           "config": cfg.flat(), "points": points, "baselines": base,
+           "n_train": n_train, "n_test": n_test}  # fmt: skip
+    write_json("knn_vs_time", res)
+    plot(res, RESULTS / "knn_vs_time.png")
+    rows = "\n".join(f"| {p['step']} | {p['train_s'] / 60:.1f} | {p['knn_top1']:.2f} |"
+                     for p in points)  # fmt: skip
+    md = (
+        f"# k-NN vs wall-clock, Fashion-MNIST (k=20, T=0.07, {n_train} train / {n_test} test)\n\n"
+        f"Load average at start {info['load_average']}; random init {base['random_init']:.2f}%, "
+        f"raw pixels {base['raw_pixels']:.2f}%.\n\n| step | train min | k-NN top-1 % |\n"
+        f"|---|---|---|\n{rows}\n\n![curve](knn_vs_time.png)\n"
+    )
+    write_text("knn_vs_time", "md", md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
