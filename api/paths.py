@@ -1,0 +1,73 @@
+"""Confining the file paths a request names to configured roots.
+
+A config's ``data.root`` must resolve (symlinks and ``..`` followed, no file opened) inside
+one of the dataset roots (``DINO_DATASET_ROOTS``); an evaluation's ``source_checkpoint`` must
+lie inside the job storage root. The api never reads these paths itself: it only refuses to
+queue a job that would make a worker read outside them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from api.problems import FieldError
+
+MAX_PATH_CHARS = 4096
+
+
+def _resolve(raw: str) -> Path | str:
+    """The resolved absolute path, or why it cannot be one."""
+    if len(raw) > MAX_PATH_CHARS:
+        return f"is longer than {MAX_PATH_CHARS} characters"
+    if "\x00" in raw:
+        return "contains a NUL character"
+    if "://" in raw:
+        return "must be a local directory path, not a URI"
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        return "must be an absolute path (workers run in other directories)"
+    try:
+        return Path(os.path.realpath(path))
+    except (OSError, ValueError) as err:
+        return f"cannot be resolved ({err})"
+
+
+def outside_roots(raw: str, roots: Sequence[Path], field: str, what: str) -> FieldError | None:
+    """None when ``raw`` resolves inside one of ``roots``, else the error for ``field``."""
+    resolved = _resolve(raw)
+    if isinstance(resolved, str):
+        return FieldError(field=field, message=f"{what} {raw!r} {resolved}", type="path")
+    if any(resolved == r or resolved.is_relative_to(r) for r in roots):
+        return None
+    allowed = ", ".join(str(r) for r in roots) or "(none configured)"
+    return FieldError(
+        field=field,
+        message=(
+            f"{what} {raw!r} resolves to {str(resolved)!r}, outside the allowed roots "
+            f"({allowed}): put the data under one of them, or ask the operator to add its "
+            "directory to DINO_DATASET_ROOTS"
+        ),
+        type="path_outside_roots",
+    )
+
+
+def checkpoint_outside(raw: str, storage_root: str, field: str) -> FieldError | None:
+    """``source_checkpoint`` must lie under the job storage root (local path or URI prefix)."""
+    if "://" in storage_root and not storage_root.startswith("file://"):
+        if raw.startswith(storage_root.rstrip("/") + "/") and ".." not in raw.split("/"):
+            return None
+        return FieldError(
+            field=field,
+            message=f"checkpoint {raw!r} must lie under the job storage {storage_root!r}",
+            type="path_outside_roots",
+        )
+    root = Path(os.path.realpath(Path(storage_root.removeprefix("file://")).expanduser()))
+    error = outside_roots(raw.removeprefix("file://"), [root], field, "checkpoint")
+    if error is not None:
+        error.message = (
+            f"checkpoint {raw!r} must lie under the job storage {str(root)!r} "
+            "(use the checkpoint_uri of one of your pretraining jobs)"
+        )
+    return error

@@ -1,0 +1,83 @@
+"""Settings of the job API, read from ``DINO_*`` environment variables.
+
+``DINO_DATASET_ROOTS`` (``os.pathsep``-separated) lists the directories a config's
+``data.root`` may point into; by default ``DINO_DATA_DIR``, ``/usr/share/datasets`` and the
+repository's ``shared/data``. Limits (``DINO_API_MAX_BODY_BYTES`` …) bound what one request
+may ask for, so a client cannot make the server expand or store unbounded work.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
+SYSTEM_DATASETS = "/usr/share/datasets"
+
+
+def _shared_data_dir() -> Path | None:
+    """The repository's ``shared/data`` (next to the checkout or an ancestor of it)."""
+    for parent in Path(__file__).resolve().parents:
+        cand = parent / "shared" / "data"
+        if cand.is_dir():
+            return cand
+    return None
+
+
+def default_dataset_roots() -> list[str]:
+    """``DINO_DATA_DIR`` (if set), ``/usr/share/datasets`` and the repo's ``shared/data``
+    (the places :mod:`dino_core.data.paths` searches; not imported here: it pulls in torch)."""
+    roots: list[str] = []
+    env = os.environ.get("DINO_DATA_DIR", "").strip()
+    if env:
+        roots.append(env)
+    roots.append(SYSTEM_DATASETS)
+    shared = _shared_data_dir()
+    if shared is not None:
+        roots.append(str(shared))
+    return roots
+
+
+def dataset_roots_from_env() -> list[str]:
+    """``DINO_DATASET_ROOTS`` split on ``os.pathsep``, else :func:`default_dataset_roots`."""
+    raw = os.environ.get("DINO_DATASET_ROOTS", "").strip()
+    if not raw:
+        return default_dataset_roots()
+    return [p for p in raw.split(os.pathsep) if p.strip()]
+
+
+class ApiSettings(BaseModel):
+    """What the api process needs; ``from_env`` reads ``DINO_API_<FIELD>`` variables."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    database_url: str | None = Field(None, description="None = DINO_DATABASE_URL or SQLite")
+    dataset_roots: list[str] = Field(default_factory=dataset_roots_from_env)
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="larger bodies get 413")
+    max_grid_combinations: int = Field(64, ge=1, le=256, description="per submitted grid")
+    mlflow_ui_url: str = Field(DEFAULT_MLFLOW_UI_URL, description="base of MLflow run links")
+    events_per_job: int = Field(200, ge=1, le=1000, description="events shown in job detail")
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ApiSettings:
+        """Fields from ``DINO_API_*`` (``DINO_MLFLOW_UI_URL`` also works), then ``overrides``."""
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            if name == "dataset_roots":
+                continue
+            raw = os.environ.get(f"DINO_API_{name.upper()}")
+            if raw:
+                values[name] = raw
+        ui = os.environ.get("DINO_MLFLOW_UI_URL")
+        if ui and "mlflow_ui_url" not in values:
+            values["mlflow_ui_url"] = ui
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
+
+    def resolved_dataset_roots(self) -> list[Path]:
+        """The roots with symlinks and ``..`` resolved (what paths are compared against)."""
+        return [Path(r).expanduser().resolve() for r in self.dataset_roots]
