@@ -1,0 +1,107 @@
+"""Rich renderings for the CLI: the live job table of a grid and the ablation table."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from api.client import ApiClient
+
+STATUS_STYLE = {
+    "QUEUED": "dim",
+    "RUNNING": "cyan",
+    "SUCCEEDED": "green",
+    "FAILED": "red",
+    "CANCELLED": "yellow",
+    "COLLAPSED": "magenta",
+    "DIVERGED": "red",
+}
+GRID_DONE = ("SUCCEEDED", "FINISHED")
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _bar(job: Mapping[str, Any]) -> ProgressBar | Text:
+    total, step = job.get("total_steps"), job.get("step")
+    if job.get("status") == "SUCCEEDED":
+        return ProgressBar(total=1, completed=1, width=20)
+    if not total or step is None:
+        return Text("")
+    return ProgressBar(total=float(total), completed=float(step), width=20)
+
+
+def jobs_table(jobs: Sequence[Mapping[str, Any]], title: str | None = None) -> Table:
+    """One row per job: name, kind, status, progress bar, step, loss, attempt, id."""
+    table = Table(title=title, expand=False)
+    for col in ("job", "kind", "status", "progress", "step", "loss", "attempt", "id"):
+        table.add_column(col, no_wrap=True)
+    for j in jobs:
+        metrics = j.get("result_metrics") or j.get("metrics") or {}
+        step = f"{j.get('step') or 0}/{j.get('total_steps') or '?'}"
+        status = str(j.get("status"))
+        table.add_row(
+            str(j.get("name")),
+            str(j.get("kind")),
+            Text(status, style=STATUS_STYLE.get(status, "")),
+            _bar(j),
+            step,
+            _fmt(metrics.get("loss")),
+            str(j.get("attempt")),
+            str(j.get("id")),
+        )
+    return table
+
+
+def grid_panel(grid: Mapping[str, Any]) -> Group:
+    counts = ", ".join(f"{k} {v}" for k, v in sorted((grid.get("counts") or {}).items()))
+    head = Text(f"grid {grid['id']} ({grid['name']}): {grid['status']} - {counts}")
+    return Group(head, jobs_table(grid.get("jobs") or []))
+
+
+def watch_grid(
+    client: ApiClient,
+    grid_id: str,
+    console: Console,
+    interval: float = 1.0,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Redraw the grid's job table until every job has ended; returns the final grid.
+    Raises :class:`TimeoutError` after ``timeout`` seconds (the jobs keep running)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    grid = client.get_grid(grid_id)
+    with Live(grid_panel(grid), console=console, refresh_per_second=4, transient=False) as live:
+        while grid["status"] not in GRID_DONE:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"grid {grid_id} is still {grid['status']} after {timeout:g} s")
+            time.sleep(interval)
+            grid = client.get_grid(grid_id)
+            live.update(grid_panel(grid))
+    return grid
+
+
+def summary_table(summary: Mapping[str, Any]) -> Table:
+    """The ablation table (columns as the API orders them; ids left out for width)."""
+    hidden = {"job_id", "mlflow_run_id"}
+    columns = [c for c in summary["columns"] if c not in hidden]
+    table = Table(title=f"grid {summary['grid_id']} ({summary['name']}): {summary['status']}")
+    for col in columns:
+        justify = "left" if col == "status" else "right"
+        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for row in summary["table"]:
+        table.add_row(*(_fmt(row.get(c)) for c in columns))
+    return table
