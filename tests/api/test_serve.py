@@ -1,0 +1,84 @@
+"""``dino serve`` as a real process tree: uvicorn on 127.0.0.1 plus the orchestrator child
+(with its own local Ray), a job run through it, and a clean SIGTERM shutdown that leaves no
+child process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from api.auth import issue_token
+from orchestrator.db import open_database
+from tests.api.helpers import tiny
+from tests.orchestrator.raynodes import REPO, free_port
+
+pytestmark = pytest.mark.slow
+DINO = str(Path(sys.executable).with_name("dino"))
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[str], log: Path) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"dino serve exited early:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"dino serve did not answer /healthz:\n{log.read_text()[-3000:]}")
+
+
+def test_serve_runs_jobs_and_stops_its_children_on_sigterm(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    port = free_port()
+    env = dict(os.environ, DINO_HOME=str(home), DINO_STORAGE_URI=str(home / "jobs"))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    for name in ("DINO_DATABASE_URL", "RAY_ADDRESS", "MLFLOW_TRACKING_URI"):
+        env.pop(name, None)
+    env["DINO_ORCH_HEARTBEAT_S"] = "0.5"
+    log = tmp_path / "serve.log"
+    args = [DINO, "serve", "--port", str(port), "--num-cpus", "1"]
+    args += ["--job-fn", "tests.orchestrator.jobfns:steps_job", "--log-level", "warning"]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=REPO
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc, log)
+        db = open_database(f"sqlite:///{home / 'dino.db'}")
+        token = issue_token(db, "sam")
+        db.dispose()
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=60) as c:
+            job = c.post("/v1/jobs", json={"config": tiny(), "tags": {"t.steps": "2"}}).json()
+            deadline = time.monotonic() + 240
+            while c.get(f"/v1/jobs/{job['id']}").json()["status"] != "SUCCEEDED":
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.5)
+            cluster = c.get("/v1/cluster").json()
+        assert len(cluster["orchestrators"]) == 1 and cluster["resources_total"]["CPU"] == 1
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert any("orchestrator" in " ".join(p.cmdline()) for p in children)
+        assert any("raylet" in " ".join(p.cmdline()) for p in children)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    text = log.read_text()
+    assert f"{url}/docs" in text and "mlflow ui --backend-store-uri sqlite:///" in text
+    assert "orchestrator (pid" in text and "stopped, code 0" in text
+    alive = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], [p.cmdline() for p in alive]
