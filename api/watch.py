@@ -52,7 +52,8 @@ def jobs_table(jobs: Sequence[Mapping[str, Any]], title: str | None = None) -> T
         table.add_column(col, no_wrap=True)
     for j in jobs:
         metrics = j.get("result_metrics") or j.get("metrics") or {}
-        step = f"{j.get('step') or 0}/{j.get('total_steps') or '?'}"
+        total = j.get("total_steps")
+        step = f"{j.get('step') or 0}/{total}" if total else "-"
         status = str(j.get("status"))
         table.add_row(
             str(j.get("name")),
@@ -91,17 +92,25 @@ def watch_grid(
             time.sleep(interval)
             grid = client.get_grid(grid_id)
             live.update(grid_panel(grid))
+    if not console.is_terminal:
+        console.line()  # Live's last frame ends without a newline when written to a file
     return grid
 
 
 def summary_table(summary: Mapping[str, Any]) -> Table:
-    """The ablation table (columns as the API orders them; ids left out for width)."""
+    """The ablation table (columns as the API orders them; ids, and metric columns no
+    combination has, left out for width)."""
     hidden = {"job_id", "mlflow_run_id"}
-    columns = [c for c in summary["columns"] if c not in hidden]
+    rows = summary["table"]
+    columns = [
+        c
+        for c in summary["columns"]
+        if c not in hidden and (not rows or any(r.get(c) is not None for r in rows))
+    ]
     table = Table(title=f"grid {summary['grid_id']} ({summary['name']}): {summary['status']}")
     for col in columns:
         justify = "left" if col == "status" else "right"
         table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    for row in summary["table"]:
+    for row in rows:
         table.add_row(*(_fmt(row.get(c)) for c in columns))
     return table
