@@ -23,6 +23,9 @@ from worker.spec import JobSpec
 TAG_JOB = "dino.job_id"
 TAG_GRID = "dino.grid_id"
 TAG_ATTEMPT = "dino.attempt"
+# MLflow 3's UI opens experiments of this kind in its model-training view (metric charts,
+# images) rather than the GenAI traces view.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,11 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | 
             )
         return str(exp.experiment_id)
     try:
-        return str(client.create_experiment(name, artifact_location=artifact_location))
+        return str(
+            client.create_experiment(
+                name, artifact_location=artifact_location, tags=dict(EXPERIMENT_KIND)
+            )
+        )
     except MlflowException:
         exp = client.get_experiment_by_name(name)  # another job created it meanwhile
         if exp is None:

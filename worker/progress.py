@@ -35,6 +35,12 @@ def finite(metrics: Mapping[str, float]) -> dict[str, float]:
     return out
 
 
+def last_step(info: RunInfo) -> int:
+    """The step the run will end at: the schedule's total or ``train.max_steps``."""
+    max_steps = info.config.train.max_steps
+    return min(info.total_steps, max_steps) if max_steps else info.total_steps
+
+
 class Emitter:
     """Thread-safe, exception-proof wrapper around ``on_progress``."""
 
@@ -75,7 +81,7 @@ class ProgressReporter(Callback):
         self._last_poll = -math.inf
 
     def on_train_start(self, info: RunInfo) -> None:
-        self.total_steps = info.total_steps
+        self.total_steps = last_step(info)
 
     def on_step_end(self, event: StepEvent) -> None:
         if event.step % self.log_every and event.step != self.total_steps:

@@ -30,6 +30,7 @@ from dino_core.callbacks import (
     RunInfo,
     StepEvent,
 )
+from worker.progress import last_step
 from worker.system_metrics import SystemSampler
 from worker.tracking_session import TrackingSession
 
@@ -70,7 +71,7 @@ class MlflowTracker(Callback):
         self.total_steps = 0
 
     def on_train_start(self, info: RunInfo) -> None:
-        self.total_steps = info.total_steps
+        self.total_steps = last_step(info)
         self.session.log_params(info.config.flat())
         self.session.log_text(info.config.to_yaml(), "config.yaml")
 
