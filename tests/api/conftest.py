@@ -49,9 +49,9 @@ class Server:
         return self.tokens[name]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """DINO_HOME, job storage and a dataset root of this test session (env restored after)."""
+    """DINO_HOME, job storage and a dataset root for tests/api (env restored after it)."""
     home = tmp_path_factory.mktemp("api_home")
     (home / "datasets").mkdir()
     with pytest.MonkeyPatch.context() as mp:
@@ -95,17 +95,17 @@ def running_server(db_path: Path, data_root: Path, **settings: object) -> Iterat
         db.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(api_home: Path) -> Iterator[Server]:
-    """One api for the session's request-level tests (jobs stay QUEUED: no orchestrator)."""
+    """One api for the request-level tests (jobs stay QUEUED: no orchestrator runs them)."""
     with running_server(api_home / "api.db", api_home / "datasets") as srv:
         yield srv
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_head() -> Iterator[RayNode]:
     """One 2-CPU Ray head node (``ray start``, token auth) shared by the api tests that run
-    jobs; killed by PID at the end of the session."""
+    jobs; killed by PID when tests/api is done, so it holds no CPUs during other packages."""
     node = start_head(num_cpus=2)
     try:
         yield node
