@@ -91,6 +91,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
     for name, style in (("random_init", ":"), ("raw_pixels", "--")):
         ax.axhline(res["baselines"][name], ls=style, color="grey", label=name.replace("_", " "))
     ax.axhline(86.0, ls="-.", color="red", lw=0.8, label="target 86%")
+    ax.set_xlim(left=0)
     ax.set_xlabel("training wall-clock (min, 2 CPU cores)")
     ax.set_ylabel(f"weighted k-NN top-1 (k=20), {res['n_train']}/{res['n_test']} images")
     ax.set_title(f"Fashion-MNIST; load avg {res['machine']['load_average'][0]}")
