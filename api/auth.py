@@ -18,7 +18,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.problems import ApiProblem
 from orchestrator.db import Database
 from orchestrator.schemas import Role, UserView
-from orchestrator.service import create_user, get_user_by_name, hash_token, rotate_token
+from orchestrator.service import (
+    create_user,
+    get_user_by_name,
+    get_user_by_token_hash,
+    hash_token,
+    rotate_token,
+)
 
 TOKEN_PREFIX = "dino_"
 REALM = "dino"
@@ -84,8 +90,6 @@ def current_user(
     if not token or len(token) > 512:
         raise _unauthorized("the bearer token is malformed", "invalid_token")
     db: Database = request.app.state.db
-    from orchestrator.service import get_user_by_token_hash
-
     user = get_user_by_token_hash(db, hash_token(token))
     if user is None:
         raise _unauthorized(
