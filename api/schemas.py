@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from orchestrator.schemas import (
     DEFAULT_EVALS,
@@ -67,6 +67,13 @@ def _resources() -> ResourceRequest:
     return ResourceRequest.model_validate({})
 
 
+def _unique_evals(evals: list[EvalKind]) -> list[EvalKind]:
+    repeated = sorted({e for e in evals if evals.count(e) > 1})
+    if repeated:
+        raise ValueError(f"evaluations {repeated} are listed twice: name each kind once")
+    return evals
+
+
 class JobSubmission(JobRequest):
     """``POST /v1/jobs``: one pretraining job (plus the evaluations to run after it) or one
     evaluation of an existing checkpoint."""
@@ -94,6 +101,8 @@ class JobSubmission(JobRequest):
     )
     tags: dict[Key, TagValue] = Field(default_factory=dict, max_length=MAX_TAGS)
     experiment_name: Annotated[str, StringConstraints(min_length=1, max_length=250)] = "dino"
+
+    _evals_once = field_validator("evals")(_unique_evals)
 
 
 class GridSubmission(GridRequest):
@@ -130,6 +139,8 @@ class GridSubmission(GridRequest):
         default_factory=dict, description="options of each eval kind (worker.evaluate)"
     )
     tags: dict[Key, TagValue] = Field(default_factory=dict, max_length=MAX_TAGS)
+
+    _evals_once = field_validator("evals")(_unique_evals)
 
 
 class Progress(BaseModel):

@@ -74,6 +74,8 @@ def test_grid_errors_name_the_axis_and_value(server: Server) -> None:
         assert r.status_code == 422 and fields(r.json()) == ["body.axes.optim.lr"]
         r = c.post("/v1/grids", json=grid_body(name="x" * 201))
         assert fields(r.json()) == ["body.name"]
+        r = c.post("/v1/grids", json=grid_body(evals=["eval_knn", "eval_knn"]))
+        assert fields(r.json()) == ["body.evals"] and "twice" in r.json()["detail"]
 
 
 def test_data_root_is_confined_to_the_dataset_roots(server: Server, tmp_path: Path) -> None:
