@@ -22,7 +22,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.dino-installed
-want=$(cat pyproject.toml constraints.txt 2>/dev/null | sha256sum | cut -c1-16)
+want=$(cat pyproject.toml $([ -f constraints.txt ] && echo constraints.txt) | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing Python packages (first time: a few minutes, ~5 GB)"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
