@@ -46,19 +46,25 @@ def _alive_nodes() -> list[dict[str, Any]]:
     return [n for n in ray.nodes() if n.get("Alive")]
 
 
-def capacity_snapshot(held: Bundle) -> Capacity:
-    """Free resources per live node, node totals, and a guard = cluster total - ``held``."""
+def capacity_snapshot(held: Bundle, released: dict[str, Bundle] | None = None) -> Capacity:
+    """Free resources per live node, node totals, and a guard = cluster total - ``held``.
+
+    ``released`` (node id -> resources of actors this orchestrator killed a moment ago) is
+    added to those nodes' free resources, capped at their totals: Ray's view lags a kill by
+    a report period, and the next job should not wait for it.
+    """
     totals = ray_state.total_resources_per_node()
     free = ray_state.available_resources_per_node()
     guard: Bundle = {}
     for node_total in totals.values():
         add_into(guard, node_total)
     add_into(guard, held, -1.0)
-    return Capacity(
-        free=[dict(free.get(node_id, {})) for node_id in totals],
-        totals=[dict(t) for t in totals.values()],
-        guard=guard,
-    )
+    nodes_free = []
+    for node_id, total in totals.items():
+        node = dict(free.get(node_id, {}))
+        add_into(node, (released or {}).get(node_id, {}))
+        nodes_free.append({k: min(v, float(total.get(k, 0.0))) for k, v in node.items()})
+    return Capacity(free=nodes_free, totals=[dict(t) for t in totals.values()], guard=guard)
 
 
 def cluster_report() -> dict[str, Any]:

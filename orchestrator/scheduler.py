@@ -30,6 +30,7 @@ from orchestrator.states import record_event
 from worker.spec import JobResult, Resources
 
 log = logging.getLogger(__name__)
+RELEASE_CREDIT_S = 2.0  # how long a killed actor's resources count as free before Ray says so
 
 
 @dataclass
@@ -43,7 +44,7 @@ class Tracked:
     cursor: int | None = 0  # None: take every event the actor still holds (re-attached)
     ref: Any = None  # the pending poll
     cancel_sent_at: float | None = None
-    placed: bool = False
+    node_id: str | None = None  # known from the first poll reply
 
 
 class Scheduler:
@@ -60,6 +61,7 @@ class Scheduler:
         self._tracking_uri = settings.resolved_tracking_uri()
         self._waiting_noted: set[str] = set()
         self._next_heartbeat = 0.0
+        self._released: list[tuple[float, str, Bundle]] = []  # (until, node id, resources)
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -84,7 +86,10 @@ class Scheduler:
             self._housekeeping()
         self._handle_cancels()
         self._launch()
+        freed = len(self._released)
         self._poll(self.settings.poll_interval_s)
+        if len(self._released) > freed:  # a slot just freed: fill it now, not next pass
+            self._launch()
 
     # ---- housekeeping ------------------------------------------------------------------
     def _report(self) -> dict[str, Any]:
@@ -156,8 +161,8 @@ class Scheduler:
                 t.cancel_sent_at = now
             elif now - t.cancel_sent_at > self.settings.cancel_grace_s:
                 grace = self.settings.cancel_grace_s
-                outcomes.cancel_stuck(self.db, job_id, t.attempt, self.id, grace)
-                self._release(t)
+                if outcomes.cancel_stuck(self.db, job_id, t.attempt, self.id, grace):
+                    self._release(t)
 
     # ---- launching ---------------------------------------------------------------------
     def _launch(self) -> None:
@@ -167,7 +172,12 @@ class Scheduler:
         held: Bundle = {}
         for t in self.tracked.values():
             add_into(held, t.demand)
-        cap = capacity_snapshot(held)
+        now = time.monotonic()
+        self._released = [r for r in self._released if r[0] > now]
+        released: dict[str, Bundle] = {}
+        for _, node_id, demand in self._released:
+            add_into(released.setdefault(node_id, {}), demand)
+        cap = capacity_snapshot(held, released)
         for job in ready:
             res = Resources.model_validate(job.resources)
             if not cap.could_ever_fit(res):
@@ -256,8 +266,8 @@ class Scheduler:
         except RayError as err:
             self._end(t, failure=f"the Ray actor of attempt {t.attempt} died: {_first_line(err)}")
             return
-        if not t.placed:
-            t.placed = True
+        if t.node_id is None:
+            t.node_id = str(reply["node_id"])
             with self.db.session() as s:
                 record_event(
                     s,
@@ -283,13 +293,19 @@ class Scheduler:
     def _end(
         self, t: Tracked, *, result: JobResult | None = None, failure: str | None = None
     ) -> None:
-        outcomes.finish(
+        status = outcomes.finish(
             self.db, t.job_id, t.attempt, self.id, self.settings, result=result, failure=failure
         )
+        if status is None:  # adopted by another orchestrator: its actor is theirs to end
+            log.warning("job %s attempt %s is no longer ours", t.job_id, t.attempt)
+            self.tracked.pop(t.job_id, None)
+            return
         self._release(t)
 
     def _release(self, t: Tracked) -> None:
         self._kill_by_handle(t.actor)
+        if t.node_id:
+            self._released.append((time.monotonic() + RELEASE_CREDIT_S, t.node_id, t.demand))
         outcomes.mark_released(self.db, t.job_id, t.attempt)
         self.tracked.pop(t.job_id, None)
 

@@ -7,12 +7,17 @@
 #                                     DIR/postgres.pid holds the server PID, DIR/url the URL.
 #   scripts/postgres.sh stop DIR      fast shutdown of the server in DIR, then remove DIR
 #   scripts/postgres.sh stop PID      fast shutdown of the server with that PID (files kept)
+#   scripts/postgres.sh stop          the server of the last `start` by this user (its DIR
+#                                     is remembered in $DINO_PG_LAST, default
+#                                     /tmp/dino-postgres-<uid>.last)
 #
 # Installs Debian's `postgresql` with apt-get when no server binaries are found (needs root).
 # PostgreSQL refuses to run as root: as root the cluster belongs to the `postgres` system
 # user (created by the package) and every server command runs through `runuser`.
 # Authentication is `trust` and durability is off (fsync=off): for tests only.
 set -euo pipefail
+
+LAST=${DINO_PG_LAST:-/tmp/dino-postgres-$(id -u).last}
 
 die() { echo "postgres.sh: $*" >&2; exit 1; }
 log() { echo "postgres.sh: $*" >&2; }
@@ -79,13 +84,18 @@ start() {
   head -n 1 "$dir/data/postmaster.pid" >"$dir/postgres.pid"
   url="postgresql+psycopg://dino@127.0.0.1:$port/dino"
   echo "$url" >"$dir/url"
+  echo "$dir" >"$LAST"
   log "server PID $(cat "$dir/postgres.pid") in $dir; stop with: $0 stop $dir"
   echo "$url"
 }
 
 stop() {
   local target=${1:-} pid dir=""
-  [ -n "$target" ] || die "usage: $0 stop DIR|PID"
+  if [ -z "$target" ]; then
+    [ -f "$LAST" ] || die "nothing to stop: no DIR or PID given and no $LAST"
+    target=$(cat "$LAST")
+    [ -d "$target" ] || { rm -f "$LAST"; return 0; }  # already stopped and removed
+  fi
   if [ -d "$target" ]; then
     dir=$target
     [ -f "$dir/.dino-postgres" ] || die "$dir was not made by $0 start: refusing to touch it"
@@ -106,11 +116,14 @@ stop() {
   fi
   if [ -n "$dir" ]; then
     rm -rf "$dir"
+    if [ -f "$LAST" ] && [ "$(cat "$LAST")" = "$dir" ]; then
+      rm -f "$LAST"
+    fi
   fi
 }
 
 case "${1:-}" in
   start) shift; start "$@" ;;
   stop) shift; stop "$@" ;;
-  *) die "usage: $0 start [DIR] | stop DIR|PID" ;;
+  *) die "usage: $0 start [DIR] | stop [DIR|PID]" ;;
 esac

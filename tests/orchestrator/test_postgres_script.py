@@ -57,6 +57,19 @@ def test_start_use_and_stop_by_dir_and_by_pid() -> None:
     assert not second.exists()
 
 
+def test_stop_without_arguments_stops_the_last_start(tmp_path: Path) -> None:
+    last = tmp_path / "last"  # not the default file: a CI run may be using that one
+    env = {**os.environ, "DINO_PG_LAST": str(last)}
+    url = subprocess.run(
+        [str(SCRIPT), "start"], capture_output=True, text=True, timeout=120, check=True, env=env
+    ).stdout.strip()
+    data = Path(last.read_text().strip())
+    pid = int((data / "postgres.pid").read_text())
+    assert (data / "url").read_text().strip() == url
+    subprocess.run([str(SCRIPT), "stop"], check=True, timeout=60, env=env)  # as scripts/test.sh
+    assert not _alive(pid) and not data.exists() and not last.exists()
+
+
 def test_stop_refuses_a_directory_it_did_not_make(tmp_path: Path) -> None:
     out = subprocess.run([str(SCRIPT), "stop", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode != 0 and "refusing to touch it" in out.stderr

@@ -11,14 +11,13 @@ import pytest
 from mlflow import MlflowClient
 
 from orchestrator.db import Database
-from orchestrator.schemas import GridRequest, JobRequest, UserView
-from orchestrator.service import get_grid, grid_summary, submit_grid, submit_job
+from orchestrator.schemas import GridRequest, UserView
+from orchestrator.service import get_grid, grid_summary, submit_grid
 from tests.orchestrator.harness import (
     attempts_of,
     events_of,
     job_row,
     running_scheduler,
-    status_of,
     wait_until,
 )
 from worker.mlflow_run import TAG_JOB
@@ -27,6 +26,7 @@ from worker.mlflow_run import TAG_JOB
 # backend, which every other scheduler test covers on both; real jobs cost ~10 s of imports
 # each on 2 cores, so these run on SQLite only.
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.usefixtures("ray_conn"),
     pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),
 ]
@@ -64,21 +64,31 @@ def tracking(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
-def test_grid_of_eight_real_jobs_children_of_one_parent_run(
+def test_grid_of_eight_real_jobs_one_killed_and_resumed(
     db: Database, alice: UserView, tracking: str
 ) -> None:
+    """Eight tiny DINO runs under one MLflow parent run; the process of one of them is
+    SIGKILLed after its first checkpoint and the retry resumes it in the same MLflow run."""
+    base = tiny(epochs=4, checkpoint_every_steps=2)
+    base["data"]["synthetic_size"] = 64  # 4 steps per epoch, 16 in all
     axes = {
         "loss.teacher_temp": [0.04, 0.07],
         "teacher.momentum": [0.99, 0.996],
         "crops.local_number": [0, 2],
     }
-    grid = submit_grid(
-        db, alice, GridRequest(name="real8", base_config=tiny(), axes=axes, evals=[])
-    )
+    grid = submit_grid(db, alice, GridRequest(name="real8", base_config=base, axes=axes, evals=[]))
+    victim = next(j.id for j in grid.jobs if j.combination == 0)
     with running_scheduler(
-        db, job_fn="worker.run:run_job", mlflow_setup=True, mlflow_tracking_uri=tracking
+        db,
+        job_fn="worker.run:run_job",
+        mlflow_setup=True,
+        mlflow_tracking_uri=tracking,
+        backoff_base_s=0.1,
     ):
-        wait_until(lambda: get_grid(db, alice, grid.id).status == "SUCCEEDED", "the grid", 600)
+        wait_until(lambda: events_of(db, victim, "checkpoint"), "a first checkpoint", 300)
+        (placed,) = events_of(db, victim, "placed")
+        os.kill(int(placed.data["pid"]), signal.SIGKILL)
+        wait_until(lambda: get_grid(db, alice, grid.id).status == "SUCCEEDED", "the grid", 900)
         wait_until(lambda: get_grid(db, alice, grid.id).finished_at, "the grid to close")
     parent = get_grid(db, alice, grid.id).mlflow_parent_run_id
     assert parent
@@ -87,7 +97,7 @@ def test_grid_of_eight_real_jobs_children_of_one_parent_run(
     rows = grid_summary(db, alice, grid.id)
     assert len(rows) == 8 and len({r.mlflow_run_id for r in rows}) == 8
     for row in rows:
-        assert row.status == "SUCCEEDED" and row.step == row.total_steps == 2
+        assert row.status == "SUCCEEDED" and row.step == row.total_steps == 16
         assert 0 < row.metrics["loss"] < 20
         run = client.get_run(row.mlflow_run_id or "")
         assert run.data.tags["mlflow.parentRunId"] == parent
@@ -96,6 +106,20 @@ def test_grid_of_eight_real_jobs_children_of_one_parent_run(
             assert float(run.data.params[key]) == float(value)
         exp = client.get_experiment(run.info.experiment_id)
         assert exp is not None and exp.name == "dino/real8"
+        attempts = len(attempts_of(db, row.job_id))
+        assert attempts == (2 if row.job_id == victim else 1)
+    first, second = attempts_of(db, victim)
+    assert (first.status, second.status) == ("LOST", "SUCCEEDED")
+    assert first.mlflow_run_id == second.mlflow_run_id == job_row(db, victim).mlflow_run_id
+    ckpt = events_of(db, victim, "checkpoint")
+    before = [e.data["step"] for e in ckpt if e.attempt == 1]
+    after = [e.data["step"] for e in ckpt if e.attempt == 2]
+    assert before and after and min(after) > max(before)  # resumed, not restarted
+    exp_id = client.get_run(parent).info.experiment_id
+    runs = client.search_runs([exp_id], filter_string=f"tags.`{TAG_JOB}` = '{victim}'")
+    assert [r.info.run_id for r in runs] == [first.mlflow_run_id]  # one run for both attempts
+    history = client.get_metric_history(first.mlflow_run_id or "", "loss")
+    assert sorted(m.step for m in history) == list(range(1, 17))  # every step exactly once
 
 
 def test_eval_jobs_score_the_final_checkpoint(db: Database, alice: UserView, tracking: str) -> None:
@@ -121,39 +145,3 @@ def test_eval_jobs_score_the_final_checkpoint(db: Database, alice: UserView, tra
     assert final and Path(final).name.startswith("checkpoint-")
     for cell in (knn, att):
         assert job_row(db, cell.job_id).source_checkpoint == final
-
-
-def test_killed_worker_resumes_from_checkpoint_in_one_mlflow_run(
-    db: Database, alice: UserView, tracking: str
-) -> None:
-    cfg = tiny(epochs=4, checkpoint_every_steps=2)
-    cfg["data"]["synthetic_size"] = 64  # 4 steps per epoch, 16 in all
-    job = submit_job(db, alice, JobRequest(name="kill", config=cfg, experiment_name="kill"))
-    with running_scheduler(
-        db,
-        job_fn="worker.run:run_job",
-        mlflow_setup=True,
-        mlflow_tracking_uri=tracking,
-        backoff_base_s=0.1,
-    ):
-        wait_until(lambda: events_of(db, job.id, "checkpoint"), "a checkpoint", 300)
-        (placed,) = events_of(db, job.id, "placed")
-        os.kill(int(placed.data["pid"]), signal.SIGKILL)
-        wait_until(lambda: status_of(db, job.id) == "SUCCEEDED", "the retried job", 600)
-    row = job_row(db, job.id)
-    assert row.step == row.total_steps == 16
-    first, second = attempts_of(db, job.id)
-    assert (first.status, second.status) == ("LOST", "SUCCEEDED")
-    assert first.mlflow_run_id == second.mlflow_run_id == row.mlflow_run_id
-    ckpt = events_of(db, job.id, "checkpoint")
-    before = [e.data["step"] for e in ckpt if e.attempt == 1]
-    after = [e.data["step"] for e in ckpt if e.attempt == 2]
-    assert before and after and min(after) > max(before)  # resumed, not restarted
-    client = MlflowClient(tracking)
-    exp = client.get_experiment_by_name("kill")
-    assert exp is not None
-    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`{TAG_JOB}` = '{job.id}'")
-    assert [r.info.run_id for r in runs] == [row.mlflow_run_id]
-    assert runs[0].info.status == "FINISHED"
-    steps = [m.step for m in client.get_metric_history(row.mlflow_run_id or "", "loss")]
-    assert sorted(steps) == list(range(1, 17))  # every step once across both attempts
