@@ -14,7 +14,7 @@ def build_spec(job: Job, tracking_uri: str, parent_run_id: str | None) -> JobSpe
     """The worker's contract: same storage URI and MLflow run across attempts."""
     return JobSpec(
         job_id=job.id,
-        kind=job.kind,  # type: ignore[arg-type]
+        kind=job.kind,
         config=job.config,
         resources=Resources.model_validate(job.resources),
         storage_uri=job.storage_uri,
