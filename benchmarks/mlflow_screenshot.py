@@ -34,6 +34,7 @@ from worker.spec import JobSpec, MlflowTarget  # noqa: E402
 
 CHARTS = "^(loss|kl|teacher_entropy|student_entropy|center_norm|lr|knn_top1_k20|attn_iou_mean_map)$"
 IMAGE_KEY = "attention"
+SIZE = (1600, 1450)
 
 
 def demo_config(epochs: int) -> dict[str, Any]:
@@ -59,61 +60,91 @@ def _button(text: str, scope: str = "document") -> str:
 
 
 async def capture(browser: Browser, run_url: str, last_epoch: int, out: Path) -> None:
-    """Add the image chart, filter the charts, take both screenshots."""
+    """Configure the attention image chart, filter the charts, take both screenshots."""
     async with browser.page() as page:
-        await _capture(page, run_url, last_epoch, out)
+        await _metrics_view(page, run_url, last_epoch)
+        await page.screenshot(out / "mlflow_ui.png")
+        await _image_file_view(page, run_url, last_epoch)
+        await page.screenshot(out / "mlflow_ui_images.png")
 
 
-async def _capture(page: Page, run_url: str, last_epoch: int, out: Path) -> None:
-    await page.goto(f"{run_url}/model-metrics")
+def _text_element(test: str) -> str:
+    """JavaScript: the element holding the first text node whose trimmed text ``t`` passes."""
+    return (
+        "(() => { const w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);"
+        f" let n; while ((n = w.nextNode())) {{ const t = n.textContent.trim(); if ({test})"
+        " return n.parentElement; } return null; })()"
+    )
+
+
+def _grid_cards() -> str:
+    return "Array.from(document.querySelectorAll('[data-testid=draggable-chart-cards-grid] > *'))"
+
+
+async def _metrics_view(page: Page, run_url: str, last_epoch: int) -> None:
+    """Model-metrics tab: the DINO signals and the image chart of the last epoch."""
+    await page.goto(f"{run_url}/model-metrics?workflowType=machine_learning")
     await page.wait(_button("Add chart"))
+    await page.sleep(2)
     close = "document.querySelector('button[aria-label=Close]')"
-    if await page.value(f"!!{close}"):
-        await page.click(close)
-    image_item = (
-        "document.querySelector('[data-testid=experiment-view-compare-runs-chart-type-image]')"
+    if await page.value(f"!!{close}"):  # the assistant panel opens on first visit
+        await page.click_until(close, f"!{close}")
+    await page.type("input[placeholder='Search metric charts']", f"{CHARTS}|^{IMAGE_KEY}$")
+    # MLflow adds an image-grid chart per logged image key; show it at the last epoch
+    card = f"{_grid_cards()}.find(c => c.innerText.trim().startsWith({IMAGE_KEY!r}))"
+    await page.wait(card)
+    menu = f"({card}).querySelector('[data-testid=experiment-view-compare-runs-card-menu]')"
+    await page.click_until(menu, "document.querySelector('[role=menu]')")
+    configure = (
+        "Array.from(document.querySelectorAll('[role=menu] [role=menuitem]'))"
+        ".find(e => e.innerText.trim() === 'Configure')"
     )
-    await page.click_until(_button("Add chart"), image_item)
-    await page.click_until(image_item, "document.querySelector('[role=dialog]')")
-    images_select = (
-        "Array.from(document.querySelectorAll('[role=dialog] span'))"
-        ".find(e => e.innerText.trim() === 'Images' && e.children.length === 0)"
-    )
-    await page.click_until(images_select, "document.querySelector('[role=option]')")
-    await page.click(
-        "Array.from(document.querySelectorAll('[role=option]'))"
-        f".find(e => e.innerText.trim() === {IMAGE_KEY!r})"
-    )
-    await page.value("document.activeElement && document.activeElement.blur()")
-    await page.click("document.querySelector('[role=dialog] [role=switch]')")  # hide params
+    dialog = "document.querySelector('[role=dialog]')"
+    switch = "document.querySelector('[role=dialog] [role=switch]')"  # "show run parameters"
+    await page.click_until(configure, switch)
+    await page.click_until(switch, f"{switch}.getAttribute('aria-checked') === 'false'")
     step_box = "[role=dialog] input[type=number]"
     await page.value(f"document.querySelector({step_box!r}).select()")
     await page.type(step_box, str(last_epoch))
     await page.value(f"document.querySelector({step_box!r}).blur()")
+    await page.sleep(1)
+    await page.click(_button("Save changes", dialog))
+    await page.wait(f"!{dialog}")
+    drawn = f"{_grid_cards()}.every(c => c.querySelector('.js-plotly-plot, img'))"
+    await page.wait(drawn, timeout=180)
+    await page.sleep(3)
+
+
+async def _image_file_view(page: Page, run_url: str, last_epoch: int) -> None:
+    """Artifacts tab with the last epoch's full-size attention figure open."""
+    await page.goto(f"{run_url}/artifacts?workflowType=machine_learning")
+    folder = _text_element("t === 'images'")
+    prefix = f"{IMAGE_KEY}+step+{last_epoch}+"
+    item = _text_element(f"t.startsWith({prefix!r}) && t.endsWith('.png')")
+    await page.wait(folder)
+    await page.click_until(folder, item)
+    await page.click(item)
+    await page.wait("Array.from(document.querySelectorAll('img')).some(i => i.naturalWidth > 400)")
     await page.sleep(2)
-    await page.click(_button("Add chart", "document.querySelector('[role=dialog]')"))
-    await page.wait("!document.querySelector('[role=dialog]')")
-    await page.type("input[placeholder='Search metric charts']", f"{CHARTS}|^{IMAGE_KEY}$")
-    await page.settle()
-    await page.screenshot(out / "mlflow_ui.png")
-    card = (
-        "Array.from(document.querySelectorAll('[data-testid=draggable-chart-cards-grid] > *'))"
-        f".find(c => c.innerText.trim().startsWith({IMAGE_KEY!r}))"
-    )
-    dialog = "document.querySelector('[role=dialog]')"
-    await page.click_until(f"({card}).querySelector('button')", dialog)
-    await page.settle()
-    await page.screenshot(out / "mlflow_ui_images.png")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
+    ap.add_argument(
+        "--run-url",
+        help="screenshot this existing run (http://host:port/#/experiments/E/runs/R) instead "
+        "of training one; --epochs then names its last logged epoch + 1",
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dino-ui-") as tmp:
         root = Path(tmp)
+        if args.run_url:
+            with Browser(root / "chromium-profile", size=SIZE) as browser:
+                asyncio.run(capture(browser, args.run_url, args.epochs - 1, args.out))
+            return
         with local_mlflow_server(root / "server") as url:
             spec = JobSpec(
                 job_id="demo-synthetic-vit",
@@ -127,10 +158,9 @@ def main() -> None:
                 raise SystemExit(f"demo job ended {result.status}: {result.error}")
             run = MlflowClient(url).get_run(result.mlflow_run_id)
             run_url = f"{url}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
-            with Browser(root / "chromium-profile", size=(1600, 1200)) as browser:
+            with Browser(root / "chromium-profile", size=SIZE) as browser:
                 asyncio.run(capture(browser, run_url, args.epochs - 1, args.out))
-    for name in ("mlflow_ui.png", "mlflow_ui_images.png"):
-        print(f"wrote {args.out / name}")
+    print(f"wrote {args.out / 'mlflow_ui.png'} and {args.out / 'mlflow_ui_images.png'}")
 
 
 if __name__ == "__main__":

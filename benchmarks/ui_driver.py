@@ -107,14 +107,6 @@ class Page:
         await self.value(f"document.querySelector({json.dumps(selector)}).focus()")
         await self.send("Input.insertText", text=text)
 
-    async def settle(self, quiet_s: float = 3.0, timeout: float = 120.0) -> None:
-        """Wait until no loading spinner is shown, then a little longer for drawing."""
-        spinner = "document.querySelector('[class*=spinner], [role=progressbar], .loading')"
-        deadline = time.monotonic() + timeout
-        while await self.value(f"!!({spinner})") and time.monotonic() < deadline:
-            await asyncio.sleep(0.5)
-        await asyncio.sleep(quiet_s)
-
     async def screenshot(self, path: Path) -> None:
         data = await self.send("Page.captureScreenshot", format="png")
         path.write_bytes(base64.b64decode(data["data"]))
