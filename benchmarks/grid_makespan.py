@@ -23,6 +23,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import threading
@@ -191,6 +192,8 @@ def main() -> None:
         stop.set()
         loop.join(60)
         ray.shutdown()
+        db.dispose()
+        shutil.rmtree(home, ignore_errors=True)
     out = {
         "benchmark": "grid_makespan",
         "machine": {
