@@ -39,24 +39,28 @@ def _fmt(value: Any, digits: int = 4) -> str:
 def _bar(job: Mapping[str, Any]) -> ProgressBar | Text:
     total, step = job.get("total_steps"), job.get("step")
     if job.get("status") == "SUCCEEDED":
-        return ProgressBar(total=1, completed=1, width=20)
+        return ProgressBar(total=1, completed=1, width=12)
     if not total or step is None:
         return Text("")
-    return ProgressBar(total=float(total), completed=float(step), width=20)
+    return ProgressBar(total=float(total), completed=float(step), width=12)
 
 
-def jobs_table(jobs: Sequence[Mapping[str, Any]], title: str | None = None) -> Table:
-    """One row per job: name, kind, status, progress bar, step, loss, attempt, id."""
+def jobs_table(
+    jobs: Sequence[Mapping[str, Any]], title: str | None = None, strip: str = ""
+) -> Table:
+    """One row per job: name (``strip`` removed from its front), kind, status, progress bar,
+    step, loss, attempt, id."""
     table = Table(title=title, expand=False)
+    widths = {"status": 9, "step": 7, "loss": 6, "id": 16}
     for col in ("job", "kind", "status", "progress", "step", "loss", "attempt", "id"):
-        table.add_column(col, no_wrap=True)
+        table.add_column(col, no_wrap=True, min_width=widths.get(col))
     for j in jobs:
         metrics = j.get("result_metrics") or j.get("metrics") or {}
         total = j.get("total_steps")
         step = f"{j.get('step') or 0}/{total}" if total else "-"
         status = str(j.get("status"))
         table.add_row(
-            str(j.get("name")),
+            str(j.get("name")).removeprefix(strip) or str(j.get("name")),
             str(j.get("kind")),
             Text(status, style=STATUS_STYLE.get(status, "")),
             _bar(j),
@@ -71,7 +75,7 @@ def jobs_table(jobs: Sequence[Mapping[str, Any]], title: str | None = None) -> T
 def grid_panel(grid: Mapping[str, Any]) -> Group:
     counts = ", ".join(f"{k} {v}" for k, v in sorted((grid.get("counts") or {}).items()))
     head = Text(f"grid {grid['id']} ({grid['name']}): {grid['status']} - {counts}")
-    return Group(head, jobs_table(grid.get("jobs") or []))
+    return Group(head, jobs_table(grid.get("jobs") or [], strip=f"{grid['name']}/"))
 
 
 def watch_grid(
