@@ -15,7 +15,7 @@ DINO=.venv/bin/dino
 mkdir -p "$DINO_HOME/logs"
 
 echo "== DINO Orchestrator demo: state in $DINO_HOME"
-"$DINO" token create demo --admin --save >/dev/null
+"$DINO" token create demo --admin --save --rotate >/dev/null
 echo "== starting the API and orchestrator on $DINO_API_URL (log: $DINO_HOME/logs/serve.log)"
 "$DINO" serve --port "$PORT" --no-mlflow-ui >"$DINO_HOME/logs/serve.log" 2>&1 &
 SERVE_PID=$!
