@@ -4,7 +4,6 @@ set), users, one Ray head node for the whole session (2 CPUs) and a scheduler dr
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,14 +12,10 @@ import pytest
 import ray
 from sqlalchemy import create_engine, text
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # job functions are imported as tests.orchestrator.jobfns
-    sys.path.insert(0, str(REPO))
-
-from orchestrator.db import Database, open_database  # noqa: E402
-from orchestrator.schemas import UserView  # noqa: E402
-from orchestrator.service import create_user, hash_token  # noqa: E402
-from tests.orchestrator.raynodes import RayNode, kill_node, start_head  # noqa: E402
+from orchestrator.db import Database, open_database
+from orchestrator.schemas import UserView
+from orchestrator.service import create_user, hash_token
+from tests.orchestrator.raynodes import RayNode, kill_node, start_head
 
 PG_ENV = "DINO_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", "postgres"]
