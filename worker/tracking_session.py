@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 
 from worker.mlflow_run import RunTarget, open_run
 
@@ -220,7 +221,13 @@ class TrackingSession:
             except Exception as err:
                 ok = False
                 self.errors += 1
-                if failing_since is None:
+                if self._run_id is not None and is_permanent(err):
+                    ok = True  # retrying cannot help: drop these operations, keep the rest
+                    self._warn(
+                        f"MLflow rejected {len(batch)} operation(s) for run {self._run_id} "
+                        f"({type(err).__name__}: {str(err)[:300]}); they are dropped"
+                    )
+                elif failing_since is None:
                     failing_since = time.monotonic()
                     self._warn(
                         f"MLflow at {self.target.tracking_uri} unreachable or failing "
@@ -331,3 +338,14 @@ class TrackingSession:
                 self._on_warning(message)
             except Exception:
                 log.exception("on_warning callback failed")
+
+
+def is_permanent(err: Exception) -> bool:
+    """An error that a retry cannot fix: a missing local file to upload, or MLflow refusing
+    the request itself (HTTP 4xx other than timeouts and rate limits)."""
+    if isinstance(err, FileNotFoundError | IsADirectoryError | PermissionError):
+        return True
+    if isinstance(err, MlflowException):
+        status = err.get_http_status_code()
+        return 400 <= status < 500 and status not in (408, 429)
+    return False

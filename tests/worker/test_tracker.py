@@ -150,3 +150,20 @@ def test_explicit_run_id_is_continued_and_conflicting_params_warn(sqlite_uri: st
     assert run.data.params == {"a": "1", "b": "2", "c": "4"}
     assert run.info.status == "FINISHED"
     assert any("'b'" in w for w in warnings)
+
+
+def test_a_rejected_operation_is_dropped_without_blocking_later_ones(
+    sqlite_uri: str, tmp_path: Path
+) -> None:
+    warnings: list[str] = []
+    session = TrackingSession(
+        _target(sqlite_uri, "rejected-op"), on_warning=warnings.append
+    ).start()
+    session.log_metrics({"loss": 1.0}, 1)
+    session.log_artifact(str(tmp_path / "deleted-before-upload.pt"), "checkpoints")
+    session.log_metrics({"loss": 0.5}, 2)
+    assert session.close("FINISHED", 60)  # would time out if the missing file were retried
+    client = MlflowClient(sqlite_uri)
+    assert [m.step for m in client.get_metric_history(session.run_id or "", "loss")] == [1, 2]
+    assert any("dropped" in w and "FileNotFoundError" in w for w in warnings)
+    assert client.get_run(session.run_id or "").info.status == "FINISHED"
