@@ -4,7 +4,8 @@
 
 Trains ``configs/fashion_mnist_cpu.yaml`` for ``--minutes`` of wall-clock (checkpoints every
 ``--every`` steps; without ``--run-dir`` into ``/tmp/dino-knn-vs-time``), or reads an existing
-run directory, then scores every checkpoint's teacher CLS with the paper's weighted k-NN
+run directory (e.g. one ``dino train`` wrote), then scores every checkpoint's (or those of
+``--steps``) teacher CLS with the paper's weighted k-NN
 (k=20, T=0.07; ``--train-limit``/``--test-limit`` cut the 60k/10k splits) and draws the
 random-init backbone and raw pixels as horizontal lines. Training time of a checkpoint is the
 sum of its steps' durations (from ``metrics.jsonl``). Writes
@@ -60,7 +61,13 @@ def knn(model: torch.nn.Module, data: EvalData, name: str) -> float:
     return float(rep["top1"])
 
 
-def evaluate(run_dir: Path, cfg: DinoConfig, train_limit: int | None, test_limit: int | None):
+def evaluate(
+    run_dir: Path,
+    cfg: DinoConfig,
+    train_limit: int | None,
+    test_limit: int | None,
+    steps: list[int] | None = None,
+):
     ev = cfg.model_copy(deep=True)
     ev.data.limit = None
     ev.eval.knn_train_limit, ev.eval.knn_test_limit = train_limit, test_limit
@@ -68,8 +75,10 @@ def evaluate(run_dir: Path, cfg: DinoConfig, train_limit: int | None, test_limit
     times = step_times(run_dir, cfg.train.batch_size)
     points = []
     for path in list_checkpoints(str(run_dir)):
-        backbone, _ = load_backbone(path)
         step = int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+        if steps and step not in steps:
+            continue
+        backbone, _ = load_backbone(path)
         acc = knn(backbone, data, f"step {step}")
         points.append({"step": step, "train_s": round(times.get(step, float("nan")), 1),
                        "knn_top1": acc})  # fmt: skip
@@ -108,6 +117,7 @@ def main() -> None:
     ap.add_argument("--run-dir", default=None, help="evaluate this run instead of training")
     ap.add_argument("--train-limit", type=int, default=None)
     ap.add_argument("--test-limit", type=int, default=None)
+    ap.add_argument("--steps", type=int, nargs="*", help="score only these checkpoint steps")
     args = ap.parse_args()
     info = machine()
     if args.run_dir:
@@ -119,7 +129,9 @@ def main() -> None:
                                         "train.keep_checkpoints=1000"])  # fmt: skip
         train(cfg, str(run_dir), [WallClockStop(args.minutes * 60)], resume=False)
     torch.set_num_threads(cfg.train.threads or torch.get_num_threads())
-    points, base, n_train, n_test = evaluate(run_dir, cfg, args.train_limit, args.test_limit)
+    points, base, n_train, n_test = evaluate(
+        run_dir, cfg, args.train_limit, args.test_limit, args.steps
+    )
     res = {"machine": info, "load_after": list(os.getloadavg()), "run_dir": str(run_dir),
            "config": cfg.flat(), "points": points, "baselines": base,
            "n_train": n_train, "n_test": n_test}  # fmt: skip

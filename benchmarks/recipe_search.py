@@ -1,71 +1,153 @@
-"""One recipe-search trial on Fashion-MNIST: a short ``train()`` plus a subset k-NN.
+"""Recipe search: train a preset under several sets of overrides and score k-NN along the way.
 
-``python -m benchmarks.recipe_search NAME [k=v ...]`` trains ``configs/fashion_mnist_cpu.yaml``
-with the overrides into ``/tmp/dino-recipe/NAME``, then scores the teacher CLS with the paper's
-weighted k-NN (k=20, T=0.07) on the first 10,000 train / 2,000 test images, and appends one JSON
-line (config, steps, wall time, images/s, last loss and teacher entropy, k-NN) to
-``benchmarks/results/recipe_search.jsonl``. Trials are compared at equal step budgets; the
-machine is shared, so wall times are indicative only.
+``python -m benchmarks.recipe_search --trials benchmarks/trials/fashion_steps.yaml
+[--preset configs/fashion_mnist_cpu.yaml] [--max-steps 2000] [--eval-every 250]
+[--parallel 4] [--device auto] [--threads 2] [--out benchmarks/results/recipe_search.jsonl]``
+
+The trials file maps a trial name to a list of dotted overrides (``loss.teacher_temp=0.05``).
+Each trial trains the preset with its overrides, ``train.max_steps`` and a checkpoint every
+``--eval-every`` steps, then scores every checkpoint with the paper's weighted k-NN (k=20,
+T=0.07, teacher CLS, paper Sec. 4.1) on the preset's full train split as memory and its full
+test split as queries (cut with ``--knn-train-limit`` / ``--knn-test-limit``). The first
+checkpoint's evaluation also scores the random-init and raw-pixel baselines. One JSON line per
+(trial, checkpoint) goes to ``--out``.
+
+Trials are compared at equal optimiser steps (the schedules of a trial depend only on its
+config, never on the device), so the search can run on a GPU and its best recipe is then timed
+on the CPU with ``dino train``. Trials run ``--parallel`` at a time, each in its own process.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import multiprocessing as mp
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
-import torch
-
-from dino_core.config import load_config
-from dino_core.eval.suite import knn_report, load_eval_data
-from dino_core.train import train
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results" / "recipe_search.jsonl"
-PRESET = ROOT / "configs" / "fashion_mnist_cpu.yaml"
+DEFAULT_PRESET = ROOT / "configs" / "fashion_mnist_cpu.yaml"
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "recipe_search.jsonl"
 
 
-def main(argv: list[str]) -> None:
-    name, overrides = argv[0], argv[1:]
-    cfg = load_config(PRESET, overrides)
-    out = Path("/tmp/dino-recipe") / name
-    shutil.rmtree(out, ignore_errors=True)
-    load1 = os.getloadavg()[0]
+def load_trials(path: Path) -> dict[str, list[str]]:
+    """``{name: [override, ...]}`` from a YAML mapping; a clear error names a bad entry."""
+    raw = yaml.safe_load(path.read_text())
+    if not isinstance(raw, dict) or not raw:
+        raise SystemExit(f"{path}: expected a mapping of trial name -> list of overrides")
+    trials: dict[str, list[str]] = {}
+    for name, overrides in raw.items():
+        overrides = overrides or []
+        if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+            raise SystemExit(f"{path}: trial {name!r} must be a list of 'key=value' strings")
+        trials[str(name)] = overrides
+    return trials
+
+
+def _knn_rows(run_dir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    from dino_core.checkpoint import list_checkpoints, load_checkpoint
+    from dino_core.eval.run import DataOverrides, run_knn_eval
+
+    rows = []
+    data = DataOverrides(limit=args.knn_limit)
+    for i, path in enumerate(list_checkpoints(str(run_dir))):
+        step = int(load_checkpoint(path)["step"])
+        out = run_knn_eval(
+            path, data=data, out_dir=run_dir / "eval" / f"step{step}", device=args.device,
+            ks=[20], temperature=0.07, baselines=(i == 0),
+        )  # fmt: skip
+        row = {"step": step, "n_train": out["n_train"], "n_test": out["n_test"]}
+        for name, rep in out["results"].items():
+            row[f"knn_top1_{name}"] = round(float(rep["k=20"]["top1"]), 2)
+        rows.append(row)
+    return rows
+
+
+def run_trial(name: str, overrides: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Train one trial and return its JSON rows (one per evaluated checkpoint)."""
+    import torch
+
+    from dino_core.config import load_config
+    from dino_core.train import train
+
+    torch.set_num_threads(args.threads)
+    fixed = [
+        f"train.max_steps={args.max_steps}",
+        f"train.checkpoint_every_steps={args.eval_every}",
+        "train.keep_checkpoints=1000",
+        f"train.device={args.device}",
+    ]
+    cfg = load_config(args.preset, [*overrides, *fixed])
+    run_dir = Path(args.workdir) / name
+    shutil.rmtree(run_dir, ignore_errors=True)
     t0 = time.perf_counter()
-    res = train(cfg, str(out), [], resume=False)
-    wall = time.perf_counter() - t0
-    ev_cfg = cfg.model_copy(deep=True)
-    ev_cfg.eval.knn_train_limit, ev_cfg.eval.knn_test_limit = 10000, 2000
-    ev_cfg.data.limit = None
-    from dino_core.eval.monitor import monitor_data
-    from dino_core.models.loading import load_backbone
-
-    assert res.checkpoint is not None
-    backbone, _ = load_backbone(res.checkpoint)
-    rep = knn_report(backbone, monitor_data(ev_cfg), ks=[20], temperature=0.07)["k=20"]
-    row = {
-        "name": name,
+    res = train(cfg, str(run_dir), [], resume=False)
+    train_s = time.perf_counter() - t0
+    head = {
+        "trial": name,
         "overrides": overrides,
+        "preset": str(Path(args.preset).name),
         "status": res.status,
-        "steps": res.step,
-        "images_seen": res.step * cfg.train.batch_size,
-        "wall_s": round(wall, 1),
-        "images_per_s": round(res.step * cfg.train.batch_size / wall, 1),
-        "loss": round(res.metrics.get("loss", float("nan")), 4),
-        "ln_k": round(float(torch.log(torch.tensor(float(cfg.head.out_dim)))), 4),
-        "teacher_entropy": round(res.metrics.get("teacher_entropy", float("nan")), 4),
-        "knn_top1_k20_10k_2k": round(float(rep["top1"]), 2),
-        "load1_at_start": round(load1, 2),
-        "config": cfg.flat(),
+        "final_step": res.step,
+        "batch_size": cfg.train.batch_size,
+        "train_wall_s": round(train_s, 1),
+        "device": args.device,
+        "loss": round(float(res.metrics.get("loss", float("nan"))), 4),
+        "loss_minus_lnK": round(float(res.metrics.get("loss_minus_lnK", float("nan"))), 4),
+        "teacher_entropy": round(float(res.metrics.get("teacher_entropy", float("nan"))), 4),
     }
-    with RESULTS.open("a") as f:
-        f.write(json.dumps(row) + "\n")
-    print(json.dumps({k: v for k, v in row.items() if k != "config"}))
-    _ = load_eval_data  # same data path as `dino eval knn`
+    rows = [{**head, **row} for row in _knn_rows(run_dir, args)]
+    if not args.keep_runs:
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    return rows
 
+
+def _worker(name: str, overrides: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
+    try:
+        return run_trial(name, overrides, args)
+    except Exception as err:  # one broken trial must not end the search
+        return [{"trial": name, "overrides": overrides, "status": "ERROR", "error": repr(err)}]
+
+
+def _star_worker(job: tuple[str, list[str], argparse.Namespace]) -> list[dict[str, Any]]:
+    return _worker(*job)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--trials", type=Path, required=True)
+    p.add_argument("--preset", type=Path, default=DEFAULT_PRESET)
+    p.add_argument("--max-steps", type=int, default=1000)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--parallel", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--knn-limit", type=int, default=None)
+    p.add_argument("--workdir", default="/tmp/dino-recipe")
+    p.add_argument("--keep-runs", action="store_true")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    trials = load_trials(args.trials)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("DINO_DATA_DOWNLOAD", "0")
+    ctx = mp.get_context("spawn")
+    jobs = [(n, o, args) for n, o in trials.items()]
+    with ctx.Pool(args.parallel, maxtasksperchild=1) as pool:
+        for rows in pool.imap_unordered(_star_worker, jobs):  # written as each trial ends
+            with args.out.open("a") as f:
+                for row in rows:
+                    f.write(json.dumps(row) + "\n")
+            for row in rows:
+                print(json.dumps(row), flush=True)
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

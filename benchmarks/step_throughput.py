@@ -234,6 +234,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--no-bf16", action="store_true", help="skip the forced-bf16 variant")
     ap.add_argument("--compile", action="store_true", help="add the torch.compile variant")
+    ap.add_argument("--name", default="step_throughput", help="results file stem")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -246,8 +247,8 @@ def main() -> None:
     if args.compile:
         variants.append(Variant("fast_compiled", "auto", "batched", False, compile=True))
     res = run(args.configs, variants, args.reps, args.steps)
-    write_json("step_throughput", res)
-    write_text("step_throughput", "md", markdown(res))
+    write_json(args.name, res)
+    write_text(args.name, "md", markdown(res))
     print(markdown(res))
 
 
