@@ -2,7 +2,12 @@
 
 Training never waits on MLflow: calls enqueue operations; a daemon thread opens the run
 (:func:`worker.mlflow_run.open_run`) and applies them in order, metrics coalesced into
-``log_batch`` calls. A failure keeps the operations queued and is retried with exponential
+``log_batch`` calls, at most one round of writes every ``write_interval_s`` seconds (a
+``flush``/``close`` writes at once). Each MLflow call costs tens to hundreds of milliseconds
+of Python in the writer thread, which holds the GIL against the training loop, so fewer,
+larger writes keep tracking cheap (benchmarks/tracking_overhead.py measures the steady
+per-step cost; a hard kill loses at most the unwritten interval, which the resumed attempt
+logs again from its checkpoint). A failure keeps the operations queued and is retried with exponential
 back-off; the first failure and the recovery are reported through ``on_warning``.
 
 Steps already in the run (an earlier attempt got further than its last checkpoint) are not
@@ -88,12 +93,16 @@ class TrackingSession:
         on_open: Callable[[str], None] | None = None,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
+        write_interval_s: float = 5.0,
     ) -> None:
         self.target = target
         self._on_warning = on_warning
         self._on_open = on_open
         self._retry_initial = retry_initial_s
         self._retry_max = retry_max_s
+        self._interval = max(0.0, write_interval_s)
+        self._last_write = float("-inf")
+        self._flushing = 0  # flush() calls waiting: write now, not at the next interval
         self._ops: deque[_Op] = deque()
         self._cond = threading.Condition()
         self._busy = False
@@ -133,14 +142,18 @@ class TrackingSession:
         """Wait until everything queued so far is written; False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
+            self._flushing += 1
             self._cond.notify_all()
-            while self._ops or self._busy or self._run_id is None:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                if self._stopped:
-                    return False
-                self._cond.wait(0.2 if left is None else min(left, 0.2))
+            try:
+                while self._ops or self._busy or self._run_id is None:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    if self._stopped:
+                        return False
+                    self._cond.wait(0.2 if left is None else min(left, 0.2))
+            finally:
+                self._flushing -= 1
         return True
 
     def close(self, status: str, timeout: float = 60.0) -> bool:
@@ -205,8 +218,14 @@ class TrackingSession:
         failing_since: float | None = None
         while True:
             with self._cond:
-                while not self._closing and (self._run_id is not None and not self._ops):
-                    self._cond.wait()
+                while not self._closing and self._run_id is not None:
+                    if not self._ops:
+                        self._cond.wait()
+                        continue
+                    left = self._last_write + self._interval - time.monotonic()
+                    if left <= 0 or self._flushing:
+                        break
+                    self._cond.wait(left)
                 if self._closing:
                     break
                 batch = self._take_batch() if self._run_id is not None else []
@@ -251,6 +270,8 @@ class TrackingSession:
                     )
                 failing_since = None
                 delay = self._retry_initial
+                if batch:
+                    self._last_write = time.monotonic()
             else:
                 self._wake.wait(delay)
                 delay = min(delay * 2, self._retry_max)

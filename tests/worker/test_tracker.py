@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -167,3 +168,21 @@ def test_a_rejected_operation_is_dropped_without_blocking_later_ones(
     assert [m.step for m in client.get_metric_history(session.run_id or "", "loss")] == [1, 2]
     assert any("dropped" in w and "FileNotFoundError" in w for w in warnings)
     assert client.get_run(session.run_id or "").info.status == "FINISHED"
+
+
+def test_writes_are_coalesced_per_interval_and_flush_writes_at_once(sqlite_uri: str) -> None:
+    """Within ``write_interval_s`` of the last write, new metrics wait in the buffer (one
+    log_batch later instead of one per log step); ``flush`` writes them immediately."""
+    session = TrackingSession(_target(sqlite_uri, "interval"), write_interval_s=3600).start()
+    assert session.wait_open(60)
+    session.log_metrics({"loss": 3.0}, 1)
+    assert session.flush(60)  # the first write goes out; the interval starts now
+    session.log_metrics({"loss": 2.0}, 2)
+    session.log_metrics({"loss": 1.0}, 3)
+    client = MlflowClient(sqlite_uri)
+    run_id = session.run_id or ""
+    time.sleep(1.0)  # the writer thread is idle, waiting for the interval to pass
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1]
+    assert session.flush(60)
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2, 3]
+    assert session.close("FINISHED", 60)
