@@ -149,5 +149,6 @@ def main(argv: list[str] | None = None) -> None:
             for row in rows:
                 print(json.dumps(row), flush=True)
 
+
 if __name__ == "__main__":
     main()

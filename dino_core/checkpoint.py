@@ -9,6 +9,7 @@ crash never leaves a half-written file under the final name; only the last K are
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -75,10 +76,8 @@ def save_checkpoint(state: dict[str, Any], output_dir: str, step: int, keep: int
         if hasattr(f, "flush"):
             f.flush()
         if hasattr(f, "fileno"):
-            try:
+            with contextlib.suppress(OSError, io.UnsupportedOperation):
                 os.fsync(f.fileno())
-            except (OSError, io.UnsupportedOperation):
-                pass
     if isinstance(fs, LocalFileSystem):
         os.replace(tmp, final)
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -33,7 +34,7 @@ def train_command(
     typer.echo(f"run directory: {out}  (config hash {cfg.config_hash()})")
     callbacks = [ProgressBar(cfg.train.max_steps), *_knn_callbacks(cfg)]
     result = train(cfg, str(out), callbacks, resume=not no_resume)
-    summary = {
+    summary: dict[str, Any] = {
         "status": result.status,
         "step": result.step,
         "epoch": result.epoch,

@@ -49,8 +49,8 @@ class DINOLoss(nn.Module):
                 f"teacher batch {batch} with at least {self.n_global} crops"
             )
         s_logp = F.log_softmax(student_out.float() / self.student_temp, dim=-1).chunk(n_crops)
-        t_prob = F.softmax((teacher_out.float() - self.center) / teacher_temp, dim=-1)
-        t_prob = t_prob.detach().chunk(self.n_global)
+        t_full = F.softmax((teacher_out.float() - self.center) / teacher_temp, dim=-1)
+        t_prob = t_full.detach().chunk(self.n_global)
         total = student_out.new_zeros((), dtype=torch.float32)
         n_pairs = 0
         for i, t in enumerate(t_prob):

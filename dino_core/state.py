@@ -25,6 +25,14 @@ def unwrap(m: nn.Module) -> nn.Module:
     return inner if isinstance(inner, nn.Module) else m
 
 
+def backbone_of(m: nn.Module) -> nn.Module:
+    """The backbone of a (possibly DDP-wrapped) multi-crop model."""
+    backbone = getattr(unwrap(m), "backbone", None)
+    if not isinstance(backbone, nn.Module):
+        raise TypeError(f"{type(m).__name__} has no backbone module")
+    return backbone
+
+
 @dataclass
 class TrainingState:
     config: DinoConfig

@@ -37,7 +37,7 @@ from dino_core.monitor import CollapseDetector, step_statistics
 from dino_core.optim import build_optimizer, clip_per_parameter, drop_last_layer_grads, set_schedule
 from dino_core.runtime import Runtime, autocast, detect_runtime, seed_everything
 from dino_core.schedules import Schedules
-from dino_core.state import TrainingState, unwrap
+from dino_core.state import TrainingState, backbone_of
 from dino_core.teacher import ema_update, make_teacher
 
 
@@ -120,8 +120,8 @@ def train(
             st.student, device_ids=[rt.device.index] if rt.device.type == "cuda" else None
         )
     if cfg.train.compile:
-        unwrap(st.student).backbone.compile()
-        st.teacher.backbone.compile()
+        backbone_of(st.student).compile()
+        backbone_of(st.teacher).compile()
     stop_at = min(sched.total_steps, cfg.train.max_steps or sched.total_steps)
     metrics_file = MetricsFile(output_dir, enabled=rt.is_main)
     if rt.is_main:
@@ -278,8 +278,8 @@ def _loop(
                 epoch,
                 st.step,
                 epoch_metrics,
-                teacher=st.teacher.backbone,
-                student=unwrap(st.student).backbone,
+                teacher=backbone_of(st.teacher),
+                student=backbone_of(st.student),
             )
         )
         if stopped and st.step < stop_at:

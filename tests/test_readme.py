@@ -19,9 +19,17 @@ def test_readme_library_example_runs(tmp_path: Path) -> None:
     shutil.copy(REPO / "configs" / "synthetic_tiny.yaml", tmp_path / "configs")
     (tmp_path / "example.py").write_text(blocks[0])
     out = subprocess.run(
-        [sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True,
-        timeout=900, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
-                          "OMP_NUM_THREADS": "2", "DINO_DATA_DOWNLOAD": "0"},
+        [sys.executable, "example.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={
+            "PYTHONPATH": str(REPO),
+            "PATH": "/usr/bin:/bin",
+            "OMP_NUM_THREADS": "2",
+            "DINO_DATA_DOWNLOAD": "0",
+        },
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "SUCCEEDED 16" in out.stdout

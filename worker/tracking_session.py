@@ -7,8 +7,8 @@ Training never waits on MLflow: calls enqueue operations; a daemon thread opens 
 of Python in the writer thread, which holds the GIL against the training loop, so fewer,
 larger writes keep tracking cheap (benchmarks/tracking_overhead.py measures the steady
 per-step cost; a hard kill loses at most the unwritten interval, which the resumed attempt
-logs again from its checkpoint). A failure keeps the operations queued and is retried with exponential
-back-off; the first failure and the recovery are reported through ``on_warning``.
+logs again from its checkpoint). A failure keeps the operations queued and is retried with
+exponential back-off; the first failure and the recovery are reported through ``on_warning``.
 
 Steps already in the run (an earlier attempt got further than its last checkpoint) are not
 logged again: on open the session reads each metric's last step and the images present, and

@@ -9,6 +9,8 @@ from scratch.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import timm
 import torch.nn as nn
 from timm.models.vision_transformer import VisionTransformer
@@ -50,7 +52,7 @@ def build_backbone(cfg: ModelConfig, img_size: int) -> tuple[nn.Module, int]:
             f"model.arch={cfg.arch!r} is not a timm model; use 'vit_custom' or one of "
             f"{', '.join(KNOWN_TIMM_ARCHS)}"
         )
-    kwargs: dict[str, object] = {
+    kwargs: dict[str, Any] = {
         "pretrained": False,
         "num_classes": 0,
         "in_chans": cfg.in_chans,
@@ -59,7 +61,7 @@ def build_backbone(cfg: ModelConfig, img_size: int) -> tuple[nn.Module, int]:
     if cfg.arch.startswith("vit"):
         kwargs.update(img_size=img_size, dynamic_img_size=True)
     model = timm.create_model(cfg.arch, **kwargs)
-    dim = int(model.num_features)
+    dim = int(cast(int, model.num_features))
     return model, dim
 
 

@@ -49,8 +49,9 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 
 def test_two_process_gloo_matches_single_process(tmp_path: Path) -> None:
     single = train(tiny_config(**OVERRIDES), str(tmp_path / "single"))
-    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path / "ddp")), nprocs=2,
-                       start_method="spawn")
+    mp.start_processes(
+        _worker, args=(2, _free_port(), str(tmp_path / "ddp")), nprocs=2, start_method="spawn"
+    )
     one = [r["loss"] for r in read_metrics(str(tmp_path / "single"))]
     two = [r["loss"] for r in read_metrics(str(tmp_path / "ddp"))]
     assert len(one) == len(two) == single.step
@@ -62,4 +63,6 @@ def test_two_process_gloo_matches_single_process(tmp_path: Path) -> None:
     r1 = (tmp_path / "ddp.rank1.jsonl").read_text().splitlines()
     assert r0 == r1 and len(r0) == single.step
     assert sorted(p.name for p in (tmp_path / "ddp" / "checkpoints").iterdir()) == [
-        "checkpoint-00000004.pt", "checkpoint-00000008.pt"]
+        "checkpoint-00000004.pt",
+        "checkpoint-00000008.pt",
+    ]

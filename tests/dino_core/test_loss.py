@@ -23,8 +23,12 @@ def test_two_views_k3_matches_hand_computation() -> None:
     loss = DINOLoss(3, student_temp=ts)
     loss.eval()
     got = loss(torch.tensor(s), torch.tensor(t), tt).item()
-    ce01 = -sum(p * math.log(q) for p, q in zip(_softmax(t[0], tt), _softmax(s[1], ts)))
-    ce10 = -sum(p * math.log(q) for p, q in zip(_softmax(t[1], tt), _softmax(s[0], ts)))
+    ce01 = -sum(
+        p * math.log(q) for p, q in zip(_softmax(t[0], tt), _softmax(s[1], ts), strict=False)
+    )
+    ce10 = -sum(
+        p * math.log(q) for p, q in zip(_softmax(t[1], tt), _softmax(s[0], ts), strict=False)
+    )
     assert got == pytest.approx((ce01 + ce10) / 2, rel=1e-5)
     # written out: softmax([0.5,0.5,0]/0.1) = [e^5, e^5, 1]/(2e^5+1); teacher 0 ≈ one-hot(0)
     assert ce01 == pytest.approx(-math.log(math.exp(5) / (2 * math.exp(5) + 1)), rel=1e-4)
@@ -43,7 +47,9 @@ def test_same_view_pairs_are_skipped() -> None:
     want = ((-(tp[0] * sl[1]).sum(-1)).mean() + (-(tp[1] * sl[0]).sum(-1)).mean()) / 2
     assert torch.allclose(got, want, atol=1e-6)
     # a loss over all 4 pairs (including same-view) would differ
-    with_same = (want * 2 + (-(tp[0] * sl[0]).sum(-1)).mean() + (-(tp[1] * sl[1]).sum(-1)).mean()) / 4
+    with_same = (
+        want * 2 + (-(tp[0] * sl[0]).sum(-1)).mean() + (-(tp[1] * sl[1]).sum(-1)).mean()
+    ) / 4
     assert not torch.allclose(got, with_same)
 
 
@@ -55,7 +61,9 @@ def test_pair_count_with_local_crops() -> None:
     got = loss(s, t, 0.04)
     tp = torch.softmax(t / 0.04, -1).chunk(2)
     sl = torch.log_softmax(s / 0.1, -1).chunk(2 + n_local)
-    terms = [(-(tp[i] * sl[j]).sum(-1)).mean() for i in range(2) for j in range(2 + n_local) if i != j]
+    terms = [
+        (-(tp[i] * sl[j]).sum(-1)).mean() for i in range(2) for j in range(2 + n_local) if i != j
+    ]
     assert len(terms) == 2 * (2 + n_local) - 2
     assert torch.allclose(got, torch.stack(terms).mean(), atol=1e-6)
 
@@ -89,9 +97,11 @@ def test_center_is_used_before_its_update() -> None:
 def test_sharpening_and_centering_effects() -> None:
     torch.manual_seed(1)
     t = torch.randn(8, 16) * 0.1
+
     def teacher_entropy(temp: float, center: torch.Tensor) -> float:
         p = torch.softmax((t - center) / temp, -1)
         return float(-(p * p.log()).sum(-1).mean())
+
     zero = torch.zeros(1, 16)
     # sharpening: lower teacher temperature -> lower entropy
     assert teacher_entropy(0.02, zero) < teacher_entropy(0.2, zero)

@@ -32,14 +32,21 @@ class CrashAt(Callback):
 
 @pytest.mark.parametrize("pipeline", ["per_image", "batched"])
 def test_resume_is_bitwise_exact(tmp_path: Path, pipeline: str) -> None:
-    cfg = tiny_config(**{"train.checkpoint_every_steps": 3, "crops.pipeline": pipeline,
-                         "model.drop_path_rate": 0.1})
+    cfg = tiny_config(
+        **{
+            "train.checkpoint_every_steps": 3,
+            "crops.pipeline": pipeline,
+            "model.drop_path_rate": 0.1,
+        }
+    )
     full = train(cfg, str(tmp_path / "full"))
     assert full.status == "SUCCEEDED" and full.step == 8  # 64 images / 16 = 4 steps x 2 epochs
     with pytest.raises(Crash):
         train(cfg, str(tmp_path / "cut"), [CrashAt(5)])  # last checkpoint: step 3
     assert [Path(p).name for p in list_checkpoints(str(tmp_path / "cut"))] == [
-        "checkpoint-00000003.pt", "checkpoint-00000004.pt"]
+        "checkpoint-00000003.pt",
+        "checkpoint-00000004.pt",
+    ]
     resumed = train(cfg, str(tmp_path / "cut"))
     assert resumed.step == 8
     a = load_checkpoint(full.checkpoint)["teacher"]  # type: ignore[arg-type]
@@ -68,8 +75,14 @@ def test_last_layer_frozen_in_epoch_0_only(tmp_path: Path) -> None:
 
 
 def test_teacher_never_gets_gradients_and_follows_ema(tmp_path: Path) -> None:
-    cfg = tiny_config(**{"teacher.momentum": 1.0, "train.epochs": 1,
-                         "loss.warmup_teacher_temp_epochs": 0, "optim.warmup_epochs": 0})
+    cfg = tiny_config(
+        **{
+            "teacher.momentum": 1.0,
+            "train.epochs": 1,
+            "loss.warmup_teacher_temp_epochs": 0,
+            "optim.warmup_epochs": 0,
+        }
+    )
     seed_everything(cfg.train.seed)
     init = build_model(cfg).state_dict()
     res = train(cfg, str(tmp_path))
@@ -93,8 +106,19 @@ def test_metrics_reported_every_step(tmp_path: Path) -> None:
     cfg = tiny_config()
     train(cfg, str(tmp_path), [Rec()])
     assert [e.step for e in seen] == list(range(1, 9))
-    keys = {"loss", "lr", "wd", "momentum", "teacher_temp", "teacher_entropy", "student_entropy",
-            "kl", "center_norm", "loss_minus_lnK", "images_per_s"}
+    keys = {
+        "loss",
+        "lr",
+        "wd",
+        "momentum",
+        "teacher_temp",
+        "teacher_entropy",
+        "student_entropy",
+        "kl",
+        "center_norm",
+        "loss_minus_lnK",
+        "images_per_s",
+    }
     assert keys <= set(seen[0].metrics)
     m = seen[-1].metrics
     assert m["loss_minus_lnK"] == pytest.approx(m["loss"] - math.log(64))
