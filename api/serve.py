@@ -3,7 +3,9 @@
 The orchestrator (``python -m orchestrator``) and, on request, ``mlflow ui`` run as child
 processes in their own sessions; on Ctrl-C or SIGTERM uvicorn stops serving, then each child
 gets SIGTERM by PID and, if still alive after its grace period, SIGKILL together with its
-descendants (a local Ray's raylet and gcs ignore SIGTERM).
+descendants (a local Ray's raylet and gcs ignore SIGTERM). If the orchestrator exits on its
+own, ``dino serve`` stops the same way and exits with status 1 (an API that queues jobs no
+one runs would hide the failure).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -22,6 +26,7 @@ from typing import IO
 import psutil
 
 from api.settings import ApiSettings
+from worker.mlflow_store import prepare_tracking_store
 
 
 class StopRequested(Exception):
@@ -41,6 +46,9 @@ class Child:
     log_path: Path
     grace_s: float
     log: IO[bytes] | None = field(default=None, repr=False)
+    # its process tree as last seen alive: what to clean up if it dies first (a killed
+    # orchestrator leaves its local Ray's processes behind, re-parented away from us)
+    seen_descendants: list[psutil.Process] = field(default_factory=list, repr=False)
 
 
 def start_child(
@@ -62,6 +70,7 @@ def stop_child(child: Child) -> int | None:
         descendants = psutil.Process(proc.pid).children(recursive=True)
     except psutil.Error:
         descendants = []
+    descendants += [p for p in child.seen_descendants if p not in descendants]
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -79,11 +88,16 @@ def stop_child(child: Child) -> int | None:
     return proc.returncode
 
 
-def watch_child(child: Child, stopping: threading.Event) -> None:
-    """Warn on stderr if ``child`` exits while the server still runs."""
+def watch_child(
+    child: Child, stopping: threading.Event, on_exit: Callable[[], None] | None = None
+) -> None:
+    """Warn on stderr if ``child`` exits while the server still runs, then ``on_exit()``."""
 
     def _wait() -> None:
-        code = child.proc.wait()
+        while (code := child.proc.poll()) is None:
+            with contextlib.suppress(psutil.Error):
+                child.seen_descendants = psutil.Process(child.proc.pid).children(recursive=True)
+            time.sleep(1.0)
         if not stopping.is_set():
             print(
                 f"dino serve: the {child.name} (pid {child.proc.pid}) exited with code {code}; "
@@ -91,6 +105,8 @@ def watch_child(child: Child, stopping: threading.Event) -> None:
                 file=sys.stderr,
                 flush=True,
             )
+            if on_exit is not None:
+                on_exit()
 
     threading.Thread(target=_wait, name=f"watch-{child.name}", daemon=True).start()
 
@@ -122,19 +138,6 @@ def mlflow_ui_command(tracking_uri: str, port: int) -> list[str]:
     ]
 
 
-def prepare_tracking_store(tracking_uri: str) -> None:
-    """Create the tables of an embedded sqlite MLflow store now: jobs starting together on
-    a fresh store would otherwise race through MLflow's own migrations."""
-    if not tracking_uri.startswith("sqlite:"):
-        return
-    from worker.env import apply_worker_env
-
-    apply_worker_env()  # telemetry off before mlflow is imported
-    from mlflow import MlflowClient
-
-    MlflowClient(tracking_uri).search_experiments(max_results=1)
-
-
 def serve(
     *,
     host: str,
@@ -164,13 +167,21 @@ def serve(
     env = dict(os.environ, DINO_DATABASE_URL=db_url, MLFLOW_TRACKING_URI=tracking_uri)
     children: list[Child] = []
     stopping = threading.Event()
+    orchestrator_died = threading.Event()
+
+    def _orchestrator_died() -> None:
+        # an API whose jobs would never run is worse than none: stop serving, exit 1, and let
+        # the supervisor (compose, Kubernetes, the user) restart the pair
+        orchestrator_died.set()
+        os.kill(os.getpid(), signal.SIGTERM)
+
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         if orchestrator:
             args = orchestrator_args(db_url, num_cpus, ray_address, job_fn)
             child = start_child("orchestrator", args, home / "logs" / "orchestrator.log", 25, env)
             children.append(child)
-            watch_child(child, stopping)
+            watch_child(child, stopping, _orchestrator_died)
         if mlflow_ui:
             args = mlflow_ui_command(tracking_uri, mlflow_port)
             child = start_child("mlflow ui", args, home / "logs" / "mlflow-ui.log", 15, env)
@@ -201,3 +212,7 @@ def serve(
         db.dispose()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if orchestrator_died.is_set():
+        raise SystemExit(
+            f"dino serve: stopped because the orchestrator exited; see {home / 'logs'}"
+        )

@@ -13,6 +13,7 @@ from orchestrator.db import open_database
 from orchestrator.ray_cluster import connect
 from orchestrator.scheduler import Scheduler
 from orchestrator.settings import OrchestratorSettings
+from worker.mlflow_store import prepare_tracking_store
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ def run_orchestrator(
     """
     cfg = settings or OrchestratorSettings.from_env()
     db = open_database(cfg.database_url)
+    if cfg.mlflow_setup:  # before any job: a fresh sqlite store is migrated once, here
+        prepare_tracking_store(cfg.resolved_tracking_uri())
     owns_ray = connect(cfg)
     if handle_signals:
         _stop_on_signals(stop_event)

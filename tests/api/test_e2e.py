@@ -20,11 +20,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from api.cli import app
-from api.serve import prepare_tracking_store
 from orchestrator.loop import run_orchestrator
 from orchestrator.settings import OrchestratorSettings
 from tests.api.conftest import Server, running_server
 from tests.orchestrator.raynodes import RayNode
+from worker.mlflow_store import prepare_tracking_store
 from worker.settings import default_tracking_uri
 
 pytestmark = pytest.mark.slow

@@ -38,7 +38,8 @@ def _wait_healthy(url: str, proc: subprocess.Popen[str], log: Path) -> None:
     raise AssertionError(f"dino serve did not answer /healthz:\n{log.read_text()[-3000:]}")
 
 
-def test_serve_runs_jobs_and_stops_its_children_on_sigterm(tmp_path: Path) -> None:
+def _start_serve(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, Path, str]:
+    """``dino serve`` with one CPU and the test job function; (process, home, log, url)."""
     home = tmp_path / "home"
     port = free_port()
     env = dict(os.environ, DINO_HOME=str(home), DINO_STORAGE_URI=str(home / "jobs"))
@@ -53,7 +54,11 @@ def test_serve_runs_jobs_and_stops_its_children_on_sigterm(tmp_path: Path) -> No
         proc = subprocess.Popen(
             args, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=REPO
         )
-    url = f"http://127.0.0.1:{port}"
+    return proc, home, log, f"http://127.0.0.1:{port}"
+
+
+def test_serve_runs_jobs_and_stops_its_children_on_sigterm(tmp_path: Path) -> None:
+    proc, home, log, url = _start_serve(tmp_path)
     try:
         _wait_healthy(url, proc, log)
         db = open_database(f"sqlite:///{home / 'dino.db'}")
@@ -80,5 +85,35 @@ def test_serve_runs_jobs_and_stops_its_children_on_sigterm(tmp_path: Path) -> No
     text = log.read_text()
     assert f"{url}/docs" in text and "mlflow ui --backend-store-uri sqlite:///" in text
     assert "orchestrator (pid" in text and "stopped, code 0" in text
+    alive = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], [p.cmdline() for p in alive]
+
+
+def test_serve_exits_with_an_error_when_its_orchestrator_dies(tmp_path: Path) -> None:
+    """An API whose jobs would never run must not keep answering: SIGKILL the orchestrator
+    child -> ``dino serve`` stops, exits 1 naming the cause, and leaves no process behind
+    (not even the local Ray the orchestrator had started)."""
+    proc, _home, log, url = _start_serve(tmp_path)
+    try:
+        _wait_healthy(url, proc, log)
+        deadline = time.monotonic() + 120
+        while True:  # the orchestrator is up once its local Ray is
+            children = psutil.Process(proc.pid).children(recursive=True)
+            if any("raylet" in " ".join(p.cmdline()) for p in children):
+                break
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        time.sleep(2.0)  # the watcher has seen the whole tree
+        orch = next(p for p in children if "orchestrator" in " ".join(p.cmdline()))
+        orch.kill()
+        assert proc.wait(timeout=120) == 1, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    text = log.read_text()
+    assert "the orchestrator" in text and "exited with code -9" in text, text[-3000:]
+    assert "stopped because the orchestrator exited" in text, text[-3000:]
+    psutil.wait_procs([p for p in children if p.is_running()], timeout=10)
     alive = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert alive == [], [p.cmdline() for p in alive]
