@@ -86,6 +86,11 @@ class Callback:
     def on_epoch_end(self, event: EpochEvent) -> None:
         return None
 
+    def before_checkpoint(self, step: int) -> None:
+        """Called right before the checkpoint of ``step`` is written: whatever a resumed run
+        must not redo or lose (e.g. metrics of steps up to ``step``) is made durable here."""
+        return None
+
     def on_checkpoint(self, event: CheckpointEvent) -> None:
         return None
 
@@ -117,6 +122,10 @@ class CallbackList(Callback):
     def on_epoch_end(self, event: EpochEvent) -> None:
         for c in self.callbacks:
             c.on_epoch_end(event)
+
+    def before_checkpoint(self, step: int) -> None:
+        for c in self.callbacks:
+            c.before_checkpoint(step)
 
     def on_checkpoint(self, event: CheckpointEvent) -> None:
         for c in self.callbacks:

@@ -160,6 +160,7 @@ def _loop(
     def checkpoint(epoch: int) -> str | None:
         path = None
         if rt.is_main:
+            cbs.before_checkpoint(st.step)
             path = save_checkpoint(
                 st.payload(epoch, metrics), output_dir, st.step, cfg.train.keep_checkpoints
             )

@@ -23,7 +23,6 @@ from fsspec.implementations.local import LocalFileSystem
 
 from dino_core.callbacks import (
     Callback,
-    CheckpointEvent,
     CollapseEvent,
     EndEvent,
     EpochEvent,
@@ -106,9 +105,12 @@ class MlflowTracker(Callback):
         if metrics:
             self.session.log_metrics(metrics, event.step)
 
-    def on_checkpoint(self, event: CheckpointEvent) -> None:
+    def before_checkpoint(self, step: int) -> None:
+        # metrics up to ``step`` reach MLflow before the checkpoint of ``step`` exists: a
+        # hard kill after the checkpoint then cannot leave a gap that the resumed attempt
+        # (which starts after ``step``) would never fill
         if not self.session.flush(self._flush_timeout):
-            log.warning("MLflow flush at checkpoint step %d timed out; continuing", event.step)
+            log.warning("MLflow flush before checkpoint step %d timed out; continuing", step)
 
     def on_collapse(self, event: CollapseEvent) -> None:
         evidence = {f"collapse/{k}": v for k, v in event.evidence.items() if math.isfinite(v)}

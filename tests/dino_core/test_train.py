@@ -150,3 +150,28 @@ def test_corrupt_latest_checkpoint_falls_back(tmp_path: Path) -> None:
         load_checkpoint(ckpts[-1])
     res = train(cfg, str(tmp_path))  # resumes from step 4, finishes again at 8
     assert res.step == 8
+
+
+class CheckpointOrder(Callback):
+    """Records, at each ``before_checkpoint``, which checkpoint files already exist."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.calls: list[tuple[int, list[str]]] = []
+        self.written: list[int] = []
+
+    def before_checkpoint(self, step: int) -> None:
+        self.calls.append((step, [Path(p).name for p in list_checkpoints(str(self.out))]))
+
+    def on_checkpoint(self, event: CheckpointEvent) -> None:
+        self.written.append(event.step)
+
+
+def test_before_checkpoint_runs_before_each_checkpoint_is_written(tmp_path: Path) -> None:
+    """The worker flushes MLflow there: a kill right after a checkpoint must not lose the
+    metrics of steps the resumed run will not redo."""
+    cb = CheckpointOrder(tmp_path)
+    train(tiny_config(**{"train.checkpoint_every_steps": 3}), str(tmp_path), [cb])
+    assert [s for s, _ in cb.calls] == cb.written == [3, 4, 6, 8]
+    for step, existing in cb.calls:
+        assert f"checkpoint-{step:08d}.pt" not in existing

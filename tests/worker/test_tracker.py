@@ -59,7 +59,8 @@ def _attempt(
         tracker.on_step_end(StepEvent(step, (step - 1) // 10, {"loss": _loss(step), "lr": 1e-3}))
         if step % 10 == 0:
             tracker.on_epoch_end(EpochEvent(step // 10 - 1, step, {"epoch_loss": _loss(step)}))
-        if step % ckpt_every == 0:
+        if step % ckpt_every == 0:  # the trainer's order: flush, write, announce
+            tracker.before_checkpoint(step)
             tracker.on_checkpoint(CheckpointEvent(f"/tmp/ckpt-{step}", step, step // 10))
     return session
 
