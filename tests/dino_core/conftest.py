@@ -8,18 +8,21 @@ import pytest
 
 from dino_core.config import DinoConfig, build_config
 
+# The backbone of every tiny dino_core test: 2 blocks of width 32, patch 4, no drop path.
+TINY_VIT: dict[str, Any] = {
+    "arch": "vit_custom",
+    "patch_size": 4,
+    "embed_dim": 32,
+    "depth": 2,
+    "num_heads": 2,
+    "drop_path_rate": 0.0,
+}
+
 
 def tiny_config(**overrides: Any) -> DinoConfig:
     """A 2-block ViT on 16 px synthetic images, K=64: a step takes milliseconds."""
     data: dict[str, Any] = {
-        "model": {
-            "arch": "vit_custom",
-            "patch_size": 4,
-            "embed_dim": 32,
-            "depth": 2,
-            "num_heads": 2,
-            "drop_path_rate": 0.0,
-        },
+        "model": dict(TINY_VIT),
         "head": {"out_dim": 64, "hidden_dim": 64, "bottleneck_dim": 16},
         "crops": {"global_size": 16, "local_size": 8, "local_number": 2},
         "loss": {"warmup_teacher_temp_epochs": 1},

@@ -11,18 +11,12 @@ from dino_core.config import build_config
 from dino_core.models import DINOHead, MultiCropWrapper, build_backbone, build_model
 from dino_core.optim import clip_per_parameter, drop_last_layer_grads, param_groups
 from dino_core.teacher import ema_update, make_teacher
+from tests.dino_core.conftest import TINY_VIT
 
 
 def tiny_cfg(**over: object):  # type: ignore[no-untyped-def]
     data = {
-        "model": {
-            "arch": "vit_custom",
-            "patch_size": 4,
-            "embed_dim": 32,
-            "depth": 2,
-            "num_heads": 2,
-            "drop_path_rate": 0.0,
-        },
+        "model": dict(TINY_VIT),
         "head": {"out_dim": 64, "hidden_dim": 48, "bottleneck_dim": 16},
         "crops": {"global_size": 16, "local_size": 8, "local_number": 2},
         "loss": {"warmup_teacher_temp_epochs": 0},
