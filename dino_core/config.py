@@ -138,6 +138,14 @@ class DataConfig(_Section):
     synthetic_size: int = Field(2048, ge=1, description="synthetic: number of images")
     synthetic_image_size: int = Field(64, ge=8, description="synthetic: side in pixels")
     synthetic_classes: int = Field(4, ge=2, le=8, description="synthetic: shape classes")
+    synthetic_backgrounds: Literal["mixed", "plain", "textured"] = Field(
+        "mixed", description="synthetic: half plain/half textured, or all of one kind"
+    )
+    synthetic_colors: Literal["random", "fixed"] = Field(
+        "random",
+        description="synthetic: random object/background colours per image, or one light "
+        "object colour on one dark background for all (shape is then the only cue)",
+    )
 
 
 class EvalConfig(_Section):

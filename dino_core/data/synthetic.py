@@ -1,9 +1,14 @@
 """Generated shapes on plain or textured backgrounds, with exact object masks.
 
-Each image holds one shape (its class) of random colour, size and position. Half the
-images have a plain background, half a textured one (noise, stripes or checker). A pixel
+Each image holds one shape (its class) of random colour, size and position. By default half
+the images have a plain background, half a textured one (noise, stripes or checker);
+``backgrounds`` picks one kind for all. ``colors="fixed"`` paints every object in
+:data:`FIXED_OBJECT` on a :data:`FIXED_BACKGROUND` base, so no colour tells two images
+apart and shape (with size and position, which crops change) is what views share. A pixel
 belongs to the object when its centre ``(x+0.5, y+0.5)`` lies inside the shape, so masks
-are exact and hand-checkable (:func:`render_shape`). Fully deterministic by seed.
+are exact and hand-checkable (:func:`render_shape`). Fully deterministic by seed: the
+options change values, never the random draws, so the same seed gives the same shapes,
+sizes and positions under every option.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from dino_core.data.base import ImageDataset, check_split
 SHAPES = ("circle", "square", "triangle", "cross", "ring", "diamond", "x", "bar")
 SPLIT_SEEDS = {"train": 20210429, "test": 20210430}
 TEXTURES = ("noise", "stripes", "checker")
+BACKGROUND_KINDS = {"plain": 0, "textured": 1}
+FIXED_BACKGROUND = (40, 40, 40)
+FIXED_OBJECT = (216, 216, 216)
 
 Arr = np.ndarray
 # Shapes in coordinates normalised by the radius r: (u, v) = ((x - cx) / r, (y - cy) / r).
@@ -76,25 +84,44 @@ def _textures(rng: np.random.Generator, textured: Arr, size: int) -> Arr:
 
 
 def make_synthetic(
-    n: int, size: int, classes: int, seed: int
+    n: int,
+    size: int,
+    classes: int,
+    seed: int,
+    *,
+    backgrounds: str = "mixed",
+    colors: str = "random",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Generate ``(images uint8 [n,3,S,S], labels [n], masks bool [n,S,S], backgrounds [n])``.
 
-    Labels are balanced (``i % classes``, shuffled); backgrounds are exactly half plain (0)
-    and half textured (1). Object colour differs from the background base colour by 80-176
-    in every channel (mod 256) so shapes stay visible on any background.
+    Labels are balanced (``i % classes``, shuffled). ``backgrounds="mixed"`` makes exactly
+    half plain (0) and half textured (1); ``"plain"`` / ``"textured"`` makes all of one kind.
+    ``colors="random"``: object colour differs from the background base colour by 80-176 in
+    every channel (mod 256) so shapes stay visible on any background; ``"fixed"``: every
+    image uses :data:`FIXED_OBJECT` on :data:`FIXED_BACKGROUND`.
     """
     if not 2 <= classes <= len(SHAPES):
         raise ValueError(f"data.synthetic_classes={classes} must be in 2..{len(SHAPES)}")
+    if backgrounds not in ("mixed", *BACKGROUND_KINDS):
+        raise ValueError(
+            f"data.synthetic_backgrounds={backgrounds!r}: choose mixed, plain or textured"
+        )
+    if colors not in ("random", "fixed"):
+        raise ValueError(f"data.synthetic_colors={colors!r}: choose random or fixed")
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n) % classes)
-    backgrounds = rng.permutation(np.arange(n) % 2)
+    kinds = rng.permutation(np.arange(n) % 2)
+    if backgrounds != "mixed":
+        kinds = np.full(n, BACKGROUND_KINDS[backgrounds])
     r = rng.uniform(0.15, 0.3, n) * size
     cx = r + rng.uniform(0.0, 1.0, n) * (size - 2 * r)
     cy = r + rng.uniform(0.0, 1.0, n) * (size - 2 * r)
     base = rng.integers(0, 256, (n, 3))
     obj = (base + rng.integers(80, 177, (n, 3))) % 256
     amp = rng.uniform(30.0, 60.0, n)
+    if colors == "fixed":
+        base = np.broadcast_to(np.asarray(FIXED_BACKGROUND), (n, 3))
+        obj = np.broadcast_to(np.asarray(FIXED_OBJECT), (n, 3))
 
     c = np.arange(size, dtype=np.float64) + 0.5
     masks = np.zeros((n, size, size), dtype=bool)
@@ -106,7 +133,7 @@ def make_synthetic(
         v = (c[None, :, None] - cy[idx, None, None]) / r[idx, None, None]
         masks[idx] = _SHAPE_FNS[SHAPES[k]](u, v)
 
-    texture = _textures(rng, backgrounds == 1, size) * amp[:, None, None].astype(np.float32)
+    texture = _textures(rng, kinds == 1, size) * amp[:, None, None].astype(np.float32)
     bg = base[:, :, None, None].astype(np.float32) + texture[:, None]
     bg = np.clip(np.rint(bg), 0, 255).astype(np.uint8)
     images = np.where(masks[:, None], obj[:, :, None, None].astype(np.uint8), bg)
@@ -114,14 +141,21 @@ def make_synthetic(
         torch.from_numpy(images),
         torch.from_numpy(labels.astype(np.int64)),
         torch.from_numpy(masks),
-        torch.from_numpy(backgrounds.astype(np.int64)),
+        torch.from_numpy(kinds.astype(np.int64)),
     )
 
 
 @lru_cache(maxsize=8)
-def reference_stats(size: int, classes: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def reference_stats(
+    size: int, classes: int, backgrounds: str = "mixed", colors: str = "random"
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean/std in [0,1] of 512 train-seed images (shared by every split)."""
-    images = make_synthetic(512, size, classes, SPLIT_SEEDS["train"])[0].double() / 255.0
+    images = (
+        make_synthetic(
+            512, size, classes, SPLIT_SEEDS["train"], backgrounds=backgrounds, colors=colors
+        )[0].double()
+        / 255.0
+    )
     mean = images.mean(dim=(0, 2, 3))
     std = images.std(dim=(0, 2, 3))
     return tuple(float(m) for m in mean), tuple(float(s) for s in std)
@@ -131,10 +165,11 @@ def load_synthetic(cfg: DataConfig, split: str) -> ImageDataset:
     """``cfg.synthetic_size`` images for split ``"train"`` or ``"test"`` (different seeds)."""
     check_split("synthetic", split, tuple(SPLIT_SEEDS))
     size, classes = cfg.synthetic_image_size, cfg.synthetic_classes
+    options = {"backgrounds": cfg.synthetic_backgrounds, "colors": cfg.synthetic_colors}
     images, labels, masks, backgrounds = make_synthetic(
-        cfg.synthetic_size, size, classes, SPLIT_SEEDS[split]
+        cfg.synthetic_size, size, classes, SPLIT_SEEDS[split], **options
     )
-    mean, std = reference_stats(size, classes)
+    mean, std = reference_stats(size, classes, **options)
     return ImageDataset(
         name=f"synthetic:{split}",
         images=images,

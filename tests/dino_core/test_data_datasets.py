@@ -226,6 +226,41 @@ def test_synthetic_mask_equals_render_shape_of_its_parameters() -> None:
         assert np.array_equal(masks[i].numpy(), ref)
 
 
+@pytest.mark.parametrize("backgrounds", ["plain", "textured"])
+def test_synthetic_options_change_colours_and_backgrounds_but_not_the_shapes(
+    backgrounds: str,
+) -> None:
+    from dino_core.data.synthetic import FIXED_BACKGROUND, FIXED_OBJECT
+
+    _, labels, masks, kinds = make_synthetic(32, 20, 4, SPLIT_SEEDS["train"])
+    f_images, f_labels, f_masks, f_kinds = make_synthetic(
+        32, 20, 4, SPLIT_SEEDS["train"], backgrounds=backgrounds, colors="fixed"
+    )
+    # same draws: labels and masks (shape, size, position) are those of the default
+    assert torch.equal(labels, f_labels) and torch.equal(masks, f_masks)
+    assert int(kinds.sum()) == 16  # default: half textured
+    assert f_kinds.tolist() == [int(backgrounds == "textured")] * 32
+    obj = f_images.permute(1, 0, 2, 3)[:, f_masks]  # [3, object pixels of all images]
+    assert obj.unique(dim=1).tolist() == [[c] for c in FIXED_OBJECT]
+    bg = f_images.permute(1, 0, 2, 3)[:, ~f_masks]
+    if backgrounds == "plain":
+        assert bg.unique(dim=1).tolist() == [[c] for c in FIXED_BACKGROUND]
+    else:  # a texture around the fixed base on every image
+        for i in range(32):
+            assert f_images[i][:, ~f_masks[i]].unique(dim=1).shape[1] > 1
+    # the config reaches the generator, and a bad value names the field
+    cfg = DataConfig(
+        dataset="synthetic", synthetic_size=32, synthetic_image_size=20,
+        synthetic_backgrounds=backgrounds, synthetic_colors="fixed",
+    )  # fmt: skip
+    loaded = load_dataset(cfg, "train")
+    assert loaded.images is not None and torch.equal(loaded.images, f_images)
+    with pytest.raises(ValueError, match="synthetic_colors"):
+        make_synthetic(8, 20, 4, 0, colors="pastel")
+    with pytest.raises(ValueError, match="synthetic_backgrounds"):
+        make_synthetic(8, 20, 4, 0, backgrounds="sky")
+
+
 # ---- image folder ---------------------------------------------------------------------------
 def _png(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (10, 6)) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
