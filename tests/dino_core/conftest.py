@@ -7,16 +7,9 @@ from typing import Any
 import pytest
 
 from dino_core.config import DinoConfig, build_config
+from tests.tiny import TINY_VIT
 
-# The backbone of every tiny dino_core test: 2 blocks of width 32, patch 4, no drop path.
-TINY_VIT: dict[str, Any] = {
-    "arch": "vit_custom",
-    "patch_size": 4,
-    "embed_dim": 32,
-    "depth": 2,
-    "num_heads": 2,
-    "drop_path_rate": 0.0,
-}
+__all__ = ["TINY_VIT", "tiny", "tiny_config"]
 
 
 def tiny_config(**overrides: Any) -> DinoConfig:

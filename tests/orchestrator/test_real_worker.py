@@ -20,6 +20,7 @@ from tests.orchestrator.harness import (
     running_scheduler,
     wait_until,
 )
+from tests.tiny import tiny_dict
 from worker.mlflow_run import TAG_JOB
 
 # The worker contract (MLflow runs, checkpoints, resume) does not depend on the database
@@ -34,29 +35,9 @@ pytestmark = [
 
 def tiny(**train: Any) -> dict[str, Any]:
     """vit_custom depth 2, width 32, patch 4; synthetic 16/8 px crops; K = 64."""
-    return {
-        "model": {
-            "arch": "vit_custom",
-            "patch_size": 4,
-            "embed_dim": 32,
-            "depth": 2,
-            "num_heads": 2,
-            "drop_path_rate": 0.0,
-        },
-        "head": {"out_dim": 64, "hidden_dim": 64, "bottleneck_dim": 32},
-        "crops": {"global_size": 16, "local_size": 8, "local_number": 2},
-        "loss": {"warmup_teacher_temp_epochs": 1},
-        "optim": {"warmup_epochs": 1},
-        "data": {"dataset": "synthetic", "synthetic_size": 32, "synthetic_image_size": 32},
-        "train": {
-            "epochs": 1,
-            "batch_size": 16,
-            "log_every_steps": 1,
-            "device": "cpu",
-            "threads": 1,
-            **train,
-        },
-    }
+    return tiny_dict(
+        warmup_epochs=1, synthetic_size=32, train={"epochs": 1, "log_every_steps": 1, **train}
+    )
 
 
 @pytest.fixture
