@@ -24,6 +24,8 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -141,6 +143,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DINO_DATA_DOWNLOAD", "0")
     ctx = mp.get_context("spawn")
     jobs = [(n, o, args) for n, o in trials.items()]
+    # SIGTERM (kill, pkill) unwinds through the pool's `with`, which terminates the trial
+    # processes; without this they are orphaned and keep training.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     with ctx.Pool(args.parallel, maxtasksperchild=1) as pool:
         for rows in pool.imap_unordered(_star_worker, jobs):  # written as each trial ends
             with args.out.open("a") as f:
