@@ -25,7 +25,7 @@ import torch
 
 from benchmarks._common import RESULTS, machine, write_json, write_text
 from dino_core.callbacks import Callback
-from dino_core.checkpoint import list_checkpoints
+from dino_core.checkpoint import checkpoint_step, list_checkpoints
 from dino_core.config import DinoConfig, load_config
 from dino_core.eval.baselines import baseline_models
 from dino_core.eval.monitor import monitor_data
@@ -75,7 +75,7 @@ def evaluate(
     times = step_times(run_dir, cfg.train.batch_size)
     points = []
     for path in list_checkpoints(str(run_dir)):
-        step = int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+        step = checkpoint_step(path)
         if steps and step not in steps:
             continue
         backbone, _ = load_backbone(path)

@@ -52,13 +52,13 @@ def load_trials(path: Path) -> dict[str, list[str]]:
 
 
 def _knn_rows(run_dir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
-    from dino_core.checkpoint import list_checkpoints, load_checkpoint
+    from dino_core.checkpoint import checkpoint_step, list_checkpoints
     from dino_core.eval.run import DataOverrides, run_knn_eval
 
     rows = []
     data = DataOverrides(limit=args.knn_limit)
     for i, path in enumerate(list_checkpoints(str(run_dir))):
-        step = int(load_checkpoint(path)["step"])
+        step = checkpoint_step(path)
         out = run_knn_eval(
             path, data=data, out_dir=run_dir / "eval" / f"step{step}", device=args.device,
             ks=[20], temperature=0.07, baselines=(i == 0),

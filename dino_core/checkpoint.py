@@ -48,6 +48,14 @@ def _unstrip(original: str, fs_path: str, fs: fsspec.AbstractFileSystem) -> str:
     return fs_path
 
 
+def checkpoint_step(path: str) -> int:
+    """The step of a checkpoint from its file name (``checkpoint-<step:08d>.pt``), unread."""
+    m = _NAME.search(path)
+    if m is None:
+        raise ValueError(f"{path}: not a checkpoint name (expected checkpoint-<8 digits>.pt)")
+    return int(m.group(1))
+
+
 def list_checkpoints(output_dir: str) -> list[str]:
     """Checkpoint paths in ``output_dir``, oldest step first."""
     d = checkpoint_dir(output_dir)
@@ -56,9 +64,8 @@ def list_checkpoints(output_dir: str) -> list[str]:
         return []
     found = []
     for name in fs.ls(p, detail=False):
-        m = _NAME.search(str(name))
-        if m:
-            found.append((int(m.group(1)), _unstrip(d, str(name), fs)))
+        if _NAME.search(str(name)):
+            found.append((checkpoint_step(str(name)), _unstrip(d, str(name), fs)))
     return [path for _, path in sorted(found)]
 
 

@@ -57,6 +57,11 @@ def _start_serve(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, Path, str
     return proc, home, log, f"http://127.0.0.1:{port}"
 
 
+def _left_running(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """Those of ``processes`` still alive (zombies awaiting their reaper count as gone)."""
+    return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
 def test_serve_runs_jobs_and_stops_its_children_on_sigterm(tmp_path: Path) -> None:
     proc, home, log, url = _start_serve(tmp_path)
     try:
@@ -85,7 +90,7 @@ def test_serve_runs_jobs_and_stops_its_children_on_sigterm(tmp_path: Path) -> No
     text = log.read_text()
     assert f"{url}/docs" in text and "mlflow ui --backend-store-uri sqlite:///" in text
     assert "orchestrator (pid" in text and "stopped, code 0" in text
-    alive = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    alive = _left_running(children)
     assert alive == [], [p.cmdline() for p in alive]
 
 
@@ -115,5 +120,5 @@ def test_serve_exits_with_an_error_when_its_orchestrator_dies(tmp_path: Path) ->
     assert "the orchestrator" in text and "exited with code -9" in text, text[-3000:]
     assert "stopped because the orchestrator exited" in text, text[-3000:]
     psutil.wait_procs([p for p in children if p.is_running()], timeout=10)
-    alive = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    alive = _left_running(children)
     assert alive == [], [p.cmdline() for p in alive]

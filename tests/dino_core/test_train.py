@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dino_core.callbacks import Callback, CheckpointEvent, StepEvent
-from dino_core.checkpoint import list_checkpoints, load_checkpoint, load_latest
+from dino_core.checkpoint import checkpoint_step, list_checkpoints, load_checkpoint, load_latest
 from dino_core.metrics_file import read_metrics
 from dino_core.models import build_model
 from dino_core.runtime import seed_everything
@@ -72,6 +72,10 @@ def test_last_layer_frozen_in_epoch_0_only(tmp_path: Path) -> None:
     assert torch.equal(after_e0[key], init[key])
     assert not torch.equal(after_e1[key], after_e0[key])
     assert not torch.equal(after_e0["head.mlp.0.weight"], init["head.mlp.0.weight"])
+    # the file name carries the step the payload holds (benchmarks read it without loading)
+    assert [checkpoint_step(p) for p in ckpts] == [load_checkpoint(p)["step"] for p in ckpts]
+    with pytest.raises(ValueError, match="not a checkpoint name"):
+        checkpoint_step(str(tmp_path / "model.pt"))
 
 
 def test_teacher_never_gets_gradients_and_follows_ema(tmp_path: Path) -> None:
