@@ -41,9 +41,30 @@ class ModelConfig(_Section):
     num_heads: int = Field(6, ge=1, description="vit_custom heads (ViT-S: 6)")
     mlp_ratio: float = Field(4.0, gt=0)
     drop_path_rate: float = Field(0.1, ge=0.0, lt=1.0, description="stochastic depth, paper 0.1")
+    stem_stride: Literal[1, 2, 4] | None = Field(
+        None,
+        description="ConvNets only: total stride of the stem. None = the architecture's own "
+        "(4 for timm ResNets: strided conv + max-pool); 2 = no max-pool; 1 = the small-input "
+        "ResNet of the SSL libraries for 32 px data (3x3 stride-1 first conv, no max-pool)",
+    )
+    channels_last: bool = Field(
+        True,
+        description="ConvNets only: NHWC memory format for weights and inputs (faster "
+        "convolutions on CPU and GPU; same maths, another summation order). ViTs ignore it",
+    )
+
+    @property
+    def is_vit(self) -> bool:
+        """A Vision Transformer (timm ``vit_*`` or ``vit_custom``): it has patches and attention."""
+        return self.arch.startswith("vit")
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ModelConfig:
+        if self.stem_stride is not None and self.is_vit:
+            raise ValueError(
+                f"model.stem_stride={self.stem_stride} applies to ConvNet backbones only; "
+                f"for {self.arch!r} choose model.patch_size instead (or remove stem_stride)"
+            )
         if self.arch == "vit_custom" and self.embed_dim % self.num_heads != 0:
             raise ValueError(
                 f"model.embed_dim={self.embed_dim} must be divisible by "
@@ -197,8 +218,7 @@ class DinoConfig(_Section):
 
     @model_validator(mode="after")
     def _cross_field(self) -> DinoConfig:
-        is_vit = self.model.arch.startswith("vit")
-        if is_vit:
+        if self.model.is_vit:
             p = self.model_patch_size()
             for name in ("global_size", "local_size"):
                 size = getattr(self.crops, name)

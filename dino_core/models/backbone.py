@@ -16,6 +16,7 @@ import torch.nn as nn
 from timm.models.vision_transformer import VisionTransformer
 
 from dino_core.config import ConfigError, ModelConfig
+from dino_core.models.stem import set_stem_stride
 
 KNOWN_TIMM_ARCHS = (
     "vit_tiny_patch16_224",
@@ -23,6 +24,8 @@ KNOWN_TIMM_ARCHS = (
     "vit_base_patch16_224",
     "vit_small_patch8_224",
     "vit_base_patch8_224",
+    "resnet10t",
+    "resnet18",
     "resnet50",
 )
 
@@ -58,9 +61,11 @@ def build_backbone(cfg: ModelConfig, img_size: int) -> tuple[nn.Module, int]:
         "in_chans": cfg.in_chans,
         "drop_path_rate": cfg.drop_path_rate,
     }
-    if cfg.arch.startswith("vit"):
+    if cfg.is_vit:
         kwargs.update(img_size=img_size, dynamic_img_size=True)
     model = timm.create_model(cfg.arch, **kwargs)
+    if cfg.stem_stride is not None:
+        set_stem_stride(model, cfg.stem_stride, cfg.arch)
     dim = int(cast(int, model.num_features))
     return model, dim
 

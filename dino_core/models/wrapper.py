@@ -11,15 +11,20 @@ import torch
 import torch.nn as nn
 
 from dino_core.config import DinoConfig
-from dino_core.models.backbone import build_backbone
+from dino_core.models.backbone import build_backbone, is_vit
 from dino_core.models.head import DINOHead
 
 
 class MultiCropWrapper(nn.Module):
-    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+    """``channels_last``: the backbone's weights and each input batch in NHWC (ConvNets)."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, channels_last: bool = False) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
+        self.channels_last = channels_last
+        if channels_last:
+            backbone.to(memory_format=torch.channels_last)
 
     def forward(self, crops: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
         if isinstance(crops, torch.Tensor):
@@ -31,6 +36,8 @@ class MultiCropWrapper(nn.Module):
             while end < len(crops) and crops[end].shape[-1] == crops[start].shape[-1]:
                 end += 1
             batch = torch.cat(crops[start:end]) if end - start > 1 else crops[start]
+            if self.channels_last:
+                batch = batch.contiguous(memory_format=torch.channels_last)
             feats.append(self.backbone(batch))
             start = end
         return self.head(torch.cat(feats))
@@ -49,4 +56,4 @@ def build_model(cfg: DinoConfig) -> MultiCropWrapper:
         use_bn=h.use_bn,
         norm_last_layer=h.norm_last_layer,
     )
-    return MultiCropWrapper(backbone, head)
+    return MultiCropWrapper(backbone, head, cfg.model.channels_last and not is_vit(backbone))
