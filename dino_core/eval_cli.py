@@ -207,7 +207,9 @@ def attention_command(
     )  # fmt: skip
     th = result["settings"]["threshold"]
     console.print(_header(result), highlight=False)
-    if result["settings"]["has_masks"]:
+    if "not_applicable" in result:
+        console.print(f"no attention: {result['not_applicable']}", highlight=False)
+    elif result["settings"]["has_masks"]:
         table = Table(title=f"attention-mask IoU, masks keep {th:.0%} of the attention mass")
         cols = ["model", "best head", "IoU best head", "IoU mean map", "plain", "textured"]
         for col in cols:
@@ -227,7 +229,7 @@ def attention_command(
     else:
         console.print(
             f"no object masks in {result['dataset']!r}: figures only "
-            "(use --data synthetic for the attention-mask score)",
+            "(synthetic, mnist and fashion_mnist carry object masks for the attention-mask score)",
             highlight=False,
         )
     _footer(result)

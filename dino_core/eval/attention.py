@@ -25,12 +25,18 @@ PAPER_MASS_THRESHOLD = 0.6  # paper Sec. 4.2 / Fig. 3: keep 60% of the attention
 MASS_TOLERANCE = 1e-6  # masses this close to the threshold count as reaching it (float32 sums)
 
 
+def no_attention_reason(arch: str) -> str:
+    """What to tell a user who asks for attention maps of a ConvNet ``arch``."""
+    return (
+        f"model.arch={arch!r} is a ConvNet: it has no self-attention, so there are no "
+        "attention maps or attention-mask scores (they exist for ViT backbones: vit_custom, "
+        "vit_*); use k-NN or linear evaluation for this checkpoint"
+    )
+
+
 def _last_attention_module(model: nn.Module) -> Any:
     if not isinstance(model, VisionTransformer):
-        raise ValueError(
-            f"attention maps need a timm VisionTransformer backbone, got {type(model).__name__}"
-            " (model.arch must be a ViT)"
-        )
+        raise ValueError(no_attention_reason(type(model).__name__))
     attn: Any = model.blocks[-1].attn
     for name in ("qkv", "num_heads", "head_dim", "scale"):
         if not hasattr(attn, name):

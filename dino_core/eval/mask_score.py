@@ -2,8 +2,10 @@
 
 The paper (Sec. 4.2, Table 6) scores the 60%-mass masks against PASCAL VOC segmentations.
 Here the ``synthetic`` data set carries exact object masks and a background type (plain or
-textured), so every checkpoint gets a number for "attention finds the object": the mean IoU
-per head, of the best head and of the head-averaged map, overall and per background.
+textured), and MNIST / Fashion-MNIST carry thresholded-pixel masks (``data.mnist.FOREGROUND_MIN``:
+light objects on black), so every checkpoint gets a number for "attention finds the object":
+the mean IoU per head, of the best head and of the head-averaged map, overall and per
+background.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from dino_core.config import ConfigError, DinoConfig, build_config
 from dino_core.data import eval_batches
-from dino_core.eval.attention import cls_attention_maps, patch_size_of
+from dino_core.eval.attention import cls_attention_maps, no_attention_reason, patch_size_of
 from dino_core.eval.baselines import baseline_models
 from dino_core.eval.features import default_last_blocks, eval_mode, resolve_device
 from dino_core.eval.figures import display_images, save_attention_figure, transform_stats
@@ -226,7 +226,9 @@ def run_attention_eval(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Attention figures of the first ``num_images`` test images (paper Figs. 1, 3) and, on
-    data with object masks (``synthetic``), the attention-mask IoU, per model."""
+    data with object masks (``synthetic``, ``mnist``, ``fashion_mnist``), the attention-mask
+    IoU, per model. A ConvNet backbone has no attention: the result says so (``not_applicable``)
+    and holds no figure."""
     started = time.perf_counter()
     model, cfg, ev = _prepare(checkpoint, which, data, need_train=False)
     dev = resolve_device(device)
@@ -236,6 +238,10 @@ def run_attention_eval(
     has_masks = ev.test.masks is not None
     result["settings"] = {"threshold": th, "num_images": num_images, "has_masks": has_masks}
     result["results"], metrics, files = {}, {}, {}
+    if not cfg.model.is_vit:
+        result["not_applicable"] = no_attention_reason(cfg.model.arch)
+        result["metrics"] = metrics
+        return _write(result, out, "attention", started)
     shown = ev.test.take(slice(0, num_images))
     shown_x = next(eval_batches(shown, ev.transform, len(shown)))[0]
     for name, m in _models(model, cfg, baselines, raw=False).items():

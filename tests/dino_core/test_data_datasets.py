@@ -87,6 +87,16 @@ def test_fashion_mnist_from_root_with_slices_and_limit(tmp_path: Path) -> None:
     assert limited.labels.tolist() == [5, 6, 7, 8, 9, 0, 1]
 
 
+def test_mnist_like_object_masks_are_thresholded_pixels(tmp_path: Path) -> None:
+    images = _write_mnist(tmp_path, "test", 12)
+    images[0, :2, :3] = [[0, 25, 26], [255, 1, 200]]  # both sides of the 10% threshold
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images)
+    ds = load_dataset(DataConfig(dataset="fashion_mnist", root=str(tmp_path)), "test[:5]")
+    assert ds.masks is not None and ds.masks.shape == (5, 28, 28) and ds.masks.dtype == torch.bool
+    assert ds.masks[0, :2, :3].tolist() == [[False, False, True], [True, False, True]]
+    assert torch.equal(ds.masks, torch.from_numpy(images[:5] >= 26))
+
+
 def test_data_dir_env_subfolder_is_searched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

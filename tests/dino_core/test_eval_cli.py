@@ -170,3 +170,28 @@ def test_default_out_dir_is_inside_the_run(checkpoint: str) -> None:
         run_dir.resolve() / "eval" / "checkpoint-00000007-teacher"
     )
     assert default_out_dir("s3://b/run/checkpoints/c.pt", "student") == Path("eval/c-student")
+
+
+def test_attention_of_a_convnet_says_there_is_none(tmp_path: Path) -> None:
+    cfg = build_config(
+        {
+            "model": {"arch": "resnet10t", "stem_stride": 1, "drop_path_rate": 0.0},
+            "head": {"out_dim": 16, "hidden_dim": 32, "bottleneck_dim": 16},
+            "crops": {"global_size": 16, "local_size": 8, "local_number": 0},
+            "data": {"dataset": "synthetic", "synthetic_size": 8, "synthetic_image_size": 16},
+            "optim": {"warmup_epochs": 0},
+            "loss": {"warmup_teacher_temp_epochs": 0},
+            "train": {"epochs": 1},
+        }
+    )
+    model = build_model(cfg)
+    state = {"config": cfg.to_dict(), "student": model.state_dict(),
+             "teacher": model.state_dict(), "step": 1, "epoch": 1}  # fmt: skip
+    ckpt = save_checkpoint(state, str(tmp_path / "run"), step=1, keep=1)
+    out = tmp_path / "attn"
+    res = runner.invoke(app, ["attention", ckpt, "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "no attention" in res.output and "ConvNet" in res.output
+    written = json.loads((out / "attention.json").read_text())
+    assert "ConvNet" in written["not_applicable"] and written["metrics"] == {}
+    assert not list(out.glob("*.png"))  # no empty figure
