@@ -16,7 +16,23 @@ from typing import Any
 import psutil
 import torch
 
+from dino_core.callbacks import Callback
+
 RESULTS = Path(__file__).resolve().parent / "results"
+# The CPU flags recorded with every figure: the vector and matrix units that decide fp32 and
+# bf16 matmul speed (lscpu's full list is long; these are the ones the figures depend on).
+MATMUL_FLAG_PREFIXES = ("avx", "fma", "amx", "f16c")
+
+
+class WallClockStop(Callback):
+    """A trainer callback that asks to stop (with a checkpoint) after ``seconds``: runs
+    compared at equal CPU time, whatever their step cost."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def should_stop(self) -> bool:
+        return time.monotonic() >= self.deadline
 
 
 def cpu_flags() -> set[str]:
@@ -44,6 +60,7 @@ def machine() -> dict[str, Any]:
     flags = cpu_flags()
     return {
         "cpu": model,
+        "flags": sorted(f for f in flags if f.startswith(MATMUL_FLAG_PREFIXES)),
         "logical_cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "amx_bf16": "amx_bf16" in flags,
