@@ -10,6 +10,8 @@ from fastapi.dependencies.models import Dependant
 from api.problems import PROBLEM_JSON, FieldError, Problem, validation_problem
 from api.settings import ApiSettings
 from orchestrator.db import Database
+from orchestrator.service import PathPolicy
+from worker.settings import jobs_root
 
 MAX_OFFSET = 1_000_000
 ID_MAX = 64
@@ -47,6 +49,11 @@ def get_db(request: Request) -> Database:
 def get_settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
+
+
+def path_policy(settings: ApiSettings) -> PathPolicy:
+    """Where this server lets a request's paths point (dataset roots, job storage)."""
+    return PathPolicy(tuple(settings.resolved_dataset_roots()), jobs_root())
 
 
 Db = Annotated[Database, Depends(get_db)]
