@@ -204,6 +204,7 @@ class EvalCell(_View):
     job_id: str
     status: str
     metrics: dict[str, Any]
+    options: dict[str, Any] = Field(default_factory=dict, description="its eval_options")
 
 
 class GridRow(_View):
@@ -220,6 +221,7 @@ class GridRow(_View):
     mlflow_run_id: str | None
     step: int | None
     total_steps: int | None
+    knn_k: int = Field(description="eval.knn_k of the combination's config (paper 20)")
 
 
 class IdempotencyRecord(_View):

@@ -7,6 +7,7 @@ from collections import Counter
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from dino_core.config import EvalConfig
 from orchestrator.db import Database
 from orchestrator.errors import StaleStateError
 from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS
@@ -26,6 +27,8 @@ from orchestrator.service.idempotency import run_idempotent
 from orchestrator.service.jobs import MAX_PAGE, cancel_in_session
 from orchestrator.service.submit_check import PathPolicy, check_grid
 from orchestrator.states import QUEUED, RUNNING, SUCCEEDED, TERMINAL, record_event
+
+PAPER_KNN_K: int = EvalConfig.model_fields["knn_k"].default
 
 
 def experiment_for_grid(name: str) -> str:
@@ -181,7 +184,9 @@ def grid_summary(db: Database, user: UserView, grid_id: str) -> list[GridRow]:
     evals: dict[str, dict[str, EvalCell]] = {}
     for j in jobs:
         if j.depends_on is not None:
-            cell = EvalCell(job_id=j.id, status=j.status, metrics=j.result_metrics)
+            cell = EvalCell(
+                job_id=j.id, status=j.status, metrics=j.result_metrics, options=j.eval_options
+            )
             evals.setdefault(j.depends_on, {})[j.kind] = cell
     rows = []
     for j in jobs:
@@ -200,6 +205,7 @@ def grid_summary(db: Database, user: UserView, grid_id: str) -> list[GridRow]:
                 mlflow_run_id=j.mlflow_run_id,
                 step=j.step,
                 total_steps=j.total_steps,
+                knn_k=int(j.config.get("eval", {}).get("knn_k", PAPER_KNN_K)),
             )
         )
     return rows
