@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 from pydantic import ValidationError
 
-from dino_core.eval.options import EVAL_OPTIONS
+from dino_core.eval.options import EVAL_OPTIONS, option_problems
 from dino_core.eval.run import DataOverrides, run_attention_eval, run_knn_eval, run_linear_eval
 from worker.attempt import finish_session, open_session
 from worker.mlflow_run import RunTarget
@@ -43,7 +43,8 @@ def eval_kwargs(kind: str, options: dict[str, Any]) -> dict[str, Any]:
     try:
         kwargs = model.model_validate(options).model_dump(exclude_unset=True)
     except ValidationError as err:
-        raise ValueError(f"spec.eval_options do not fit {kind}: {err}") from None
+        found = "; ".join(f"{path!r}: {msg}" for path, msg, _ in option_problems(kind, err))
+        raise ValueError(f"spec.eval_options of {kind}: {found}") from None
     if isinstance(kwargs.get("data"), dict):
         kwargs["data"] = DataOverrides(**kwargs["data"])
     return kwargs

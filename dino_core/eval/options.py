@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dino_core.config import DatasetName
 
@@ -75,3 +75,18 @@ EVAL_OPTIONS: dict[str, type[BaseModel]] = {
     "linear": LinearOptions,
     "attention": AttentionOptions,
 }
+
+
+def option_problems(kind: str, err: ValidationError) -> list[tuple[str, str, str]]:
+    """``(option path, message, type)`` of each error of ``kind``'s options (``ks.0``); an
+    unknown option names the valid ones."""
+    model = EVAL_OPTIONS[kind.removeprefix("eval_")]
+    out = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            valid = ", ".join(model.model_fields)
+            msg = f"{kind} has no option {path!r}: its options are {valid}"
+        out.append((path, msg, str(e["type"])))
+    return out

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from dino_core.config import DinoConfig
-from dino_core.eval.options import EVAL_OPTIONS
+from dino_core.eval.options import EVAL_OPTIONS, option_problems
 from orchestrator.config_check import (
     check_config,
     non_finite,
@@ -28,7 +28,7 @@ from orchestrator.config_check import (
     placed,
     unknown_keys,
 )
-from orchestrator.errors import FieldError, GridValidationError, JobValidationError, clean_message
+from orchestrator.errors import FieldError, GridValidationError, JobValidationError
 from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS, Combination, expand
 from orchestrator.paths import checkpoint_outside, outside_roots
 from orchestrator.schemas import CombinationView, EvalKind, GridPlanView, GridRequest, JobRequest
@@ -73,24 +73,19 @@ class GridPlan:
         )
 
 
-def eval_options(kind: EvalKind, options: Mapping[str, Any], prefix: str) -> tuple[
-    dict[str, Any], list[FieldError]
-]:  # fmt: skip
+def eval_options(
+    kind: EvalKind, options: Mapping[str, Any], prefix: str
+) -> tuple[dict[str, Any], list[FieldError]]:
     """``options`` checked against the runner of ``kind``: the options as given (typed), or
     the errors at ``<prefix>.<option>``."""
-    model: type[BaseModel] = EVAL_OPTIONS[kind.removeprefix("eval_")]
+    model = EVAL_OPTIONS[kind.removeprefix("eval_")]
     try:
         return model.model_validate(dict(options)).model_dump(exclude_unset=True), []
     except ValidationError as err:
-        valid = ", ".join(model.model_fields)
-        errors = []
-        for e in err.errors():
-            where = ".".join([prefix, *(str(p) for p in e["loc"])])
-            msg = clean_message(e["msg"])
-            if e["type"] == "extra_forbidden":
-                msg = f"{kind} has no option {e['loc'][-1]!r}: its options are {valid}"
-            errors.append(FieldError(field=where, message=msg, type=str(e["type"])))
-        return {}, errors
+        return {}, [
+            FieldError(field=f"{prefix}.{path}", message=msg, type=kind_)
+            for path, msg, kind_ in option_problems(kind, err)
+        ]
 
 
 def _eval_root(options: Mapping[str, Any], paths: PathPolicy, prefix: str) -> list[FieldError]:
