@@ -51,13 +51,15 @@ def get_settings(request: Request) -> ApiSettings:
     return settings
 
 
-def path_policy(settings: ApiSettings) -> PathPolicy:
+def get_path_policy(request: Request) -> PathPolicy:
     """Where this server lets a request's paths point (dataset roots, job storage)."""
-    return PathPolicy(tuple(settings.resolved_dataset_roots()), jobs_root())
+    roots = get_settings(request).resolved_dataset_roots()
+    return PathPolicy(tuple(roots), jobs_root())
 
 
 Db = Annotated[Database, Depends(get_db)]
 Settings = Annotated[ApiSettings, Depends(get_settings)]
+Paths = Annotated[PathPolicy, Depends(get_path_policy)]
 IdempotencyKey = Annotated[
     str | None,
     Header(

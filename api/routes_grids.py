@@ -17,7 +17,7 @@ from api.deps import (
     IdempotencyKey,
     Limit,
     Offset,
-    path_policy,
+    Paths,
     problem,
 )
 from api.deps import Settings as SettingsDep
@@ -50,6 +50,7 @@ def submit_grid(
     user: CurrentUser,
     db: Db,
     settings: SettingsDep,
+    paths: Paths,
     response: Response,
     idempotency_key: IdempotencyKey = None,
     dry_run: Annotated[bool, Query(description="check only: 200 with the combinations")] = False,
@@ -58,7 +59,7 @@ def submit_grid(
     ``base_config`` becomes a pretraining job plus one job per evaluation in ``evals``.
     All combinations are validated before anything is stored; with ``dry_run=true`` the
     combinations and the job count come back and nothing is stored."""
-    cap, paths = settings.max_grid_combinations, path_policy(settings)
+    cap = settings.max_grid_combinations
     if dry_run:
         plan = service.plan_grid(body, max_combinations=cap, paths=paths)
         return Response(plan.model_dump_json(), media_type="application/json")

@@ -16,7 +16,7 @@ from api.deps import (
     IdempotencyKey,
     Limit,
     Offset,
-    path_policy,
+    Paths,
 )
 from api.deps import Settings as SettingsDep
 from api.schemas import CancelRequest, JobDetail, JobPage, JobSubmission, JobSummary, Progress
@@ -49,14 +49,13 @@ def submit_job(
     body: JobSubmission,
     user: CurrentUser,
     db: Db,
-    settings: SettingsDep,
+    paths: Paths,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> JobView:
     """Queue a job. With ``Idempotency-Key`` a retry returns the first job (same id and
     status code); the same key with a different body is a 409."""
     again = replayed(db, user, idempotency_key, "job")
-    paths = path_policy(settings)
     job = service.submit_job(db, user, body, idempotency_key=idempotency_key, paths=paths)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if again:

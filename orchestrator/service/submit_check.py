@@ -83,8 +83,8 @@ def eval_options(
         return model.model_validate(dict(options)).model_dump(exclude_unset=True), []
     except ValidationError as err:
         return {}, [
-            FieldError(field=f"{prefix}.{path}", message=msg, type=kind_)
-            for path, msg, kind_ in option_problems(kind, err)
+            FieldError(field=f"{prefix}.{path}", message=msg, type=typ)
+            for path, msg, typ in option_problems(kind, err)
         ]
 
 
