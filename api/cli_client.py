@@ -76,7 +76,7 @@ def submit(
     grid_file: Annotated[Path, typer.Argument(help="GRID.yaml (see api/gridfile.py)")],
     watch: Annotated[bool, typer.Option("--watch", help="live job table until it ends")] = False,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="validate and print the request only")
+        bool, typer.Option("--dry-run", help="ask the server to check it (nothing stored)")
     ] = False,
     key: Annotated[
         str | None, typer.Option(help="Idempotency-Key (default: a new one per call)")
