@@ -2,7 +2,8 @@
 
 They talk to the API at ``DINO_API_URL`` with ``DINO_TOKEN`` (or the saved token file).
 Server errors are printed with the field paths the server named; the exit code is 1 for a
-refused request or failed jobs, 2 for an invalid grid file, 3 when the API is unreachable,
+refused request or failed jobs, 2 for an invalid grid file (as the server's dry run or
+submission judged it: one check, the server's own), 3 when the API is unreachable,
 4 when ``--timeout`` ran out while watching.
 """
 
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.client import ApiClient, ApiError
-from api.gridfile import GridFileError, grid_body, validate_body
+from api.gridfile import GridFileError, grid_body, render_errors
 from api.watch import jobs_table, summary_table, watch_grid
 
 grid_app = typer.Typer(no_args_is_help=True, help="Ablation grids: show, list, watch.")
@@ -36,6 +37,20 @@ def api_errors() -> Iterator[None]:
     except ApiError as err:
         err_console.print(f"[red]error:[/red] {err.render()}", highlight=False)
         raise typer.Exit(3 if err.status == 0 else 1) from None
+
+
+@contextmanager
+def invalid_grid(source: str) -> Iterator[None]:
+    """The server's 422 about a grid file: its fields printed, exit code 2."""
+    try:
+        yield
+    except ApiError as err:
+        if err.status != 422:
+            raise
+        err_console.print(
+            f"[red]error:[/red] {render_errors(source, err.problem)}", highlight=False
+        )
+        raise typer.Exit(2) from None
 
 
 def _client_call(fn: Callable[[ApiClient], T]) -> T:
@@ -61,7 +76,7 @@ def submit(
     grid_file: Annotated[Path, typer.Argument(help="GRID.yaml (see api/gridfile.py)")],
     watch: Annotated[bool, typer.Option("--watch", help="live job table until it ends")] = False,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="validate and print the request only")
+        bool, typer.Option("--dry-run", help="ask the server to check it (nothing stored)")
     ] = False,
     key: Annotated[
         str | None, typer.Option(help="Idempotency-Key (default: a new one per call)")
@@ -70,18 +85,22 @@ def submit(
         float | None, typer.Option(help="stop watching after this many seconds (exit 4)")
     ] = None,
 ) -> None:
-    """Validate GRID.yaml locally, submit it, and optionally watch it to the end."""
+    """Check GRID.yaml with the server (nothing is stored if it is invalid), submit it, and
+    optionally watch it to the end. ``--dry-run`` asks the server's dry run only."""
     try:
         body = grid_body(grid_file)
-        n = validate_body(body, str(grid_file))
     except GridFileError as err:
         err_console.print(f"[red]error:[/red] {err}", highlight=False)
         raise typer.Exit(2) from None
-    if dry_run:
-        console.print_json(json.dumps(body))
-        console.print(f"{grid_file}: valid, {n} combination(s)")
-        return
-    with api_errors(), ApiClient.from_env() as client:
+    with api_errors(), invalid_grid(str(grid_file)), ApiClient.from_env() as client:
+        if dry_run:
+            plan = client.plan_grid(body)
+            console.print_json(json.dumps(body))
+            console.print(
+                f"{grid_file}: valid, {plan['n_combinations']} combination(s), "
+                f"{plan['n_jobs']} job(s)"
+            )
+            return
         grid = client.submit_grid(body, key)
         console.print(
             f"submitted grid [bold]{grid['id']}[/bold] ({grid['name']}): "

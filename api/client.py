@@ -120,6 +120,11 @@ class ApiClient:
         headers = {"Idempotency-Key": key or str(uuid.uuid4())}
         return dict(self._json("POST", "/v1/grids", json=body, headers=headers, retries=3))
 
+    def plan_grid(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /v1/grids?dry_run=true: the server's check of a grid; nothing is stored."""
+        params = {"dry_run": "true"}
+        return dict(self._json("POST", "/v1/grids", json=body, params=params, retries=3))
+
     def submit_job(self, body: dict[str, Any], key: str | None = None) -> dict[str, Any]:
         headers = {"Idempotency-Key": key or str(uuid.uuid4())}
         return dict(self._json("POST", "/v1/jobs", json=body, headers=headers, retries=3))

@@ -10,6 +10,8 @@ from fastapi.dependencies.models import Dependant
 from api.problems import PROBLEM_JSON, FieldError, Problem, validation_problem
 from api.settings import ApiSettings
 from orchestrator.db import Database
+from orchestrator.service import PathPolicy
+from worker.settings import jobs_root
 
 MAX_OFFSET = 1_000_000
 ID_MAX = 64
@@ -49,8 +51,15 @@ def get_settings(request: Request) -> ApiSettings:
     return settings
 
 
+def get_path_policy(request: Request) -> PathPolicy:
+    """Where this server lets a request's paths point (dataset roots, job storage)."""
+    roots = get_settings(request).resolved_dataset_roots()
+    return PathPolicy(tuple(roots), jobs_root())
+
+
 Db = Annotated[Database, Depends(get_db)]
 Settings = Annotated[ApiSettings, Depends(get_settings)]
+Paths = Annotated[PathPolicy, Depends(get_path_policy)]
 IdempotencyKey = Annotated[
     str | None,
     Header(

@@ -21,21 +21,21 @@ Format (every key but ``name`` optional)::
     max_attempts: 3
     tags: {team: vision}
 
-The file is validated with the API's own request model and config checks before anything is
-sent, so a typo is reported with its field path and no request is made.
+Only the file's own keys are checked here; the server checks the grid itself (``dino submit
+--dry-run`` asks it with ``POST /v1/grids?dry_run=true``), so the CLI and the server can never
+disagree, and a typo is reported with its field path before anything is stored.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.config_check import merge
-from api.problems import ApiProblem, FieldError
-from api.schemas import GridSubmission
+from dino_core.config import deep_merge
 
 REPO = Path(__file__).resolve().parents[1]
 PRESETS_DIR = REPO / "configs"
@@ -136,7 +136,7 @@ def grid_body(path: str | Path) -> dict[str, Any]:
     else:
         base = spec.base_config
     if spec.set:
-        base = merge(base, nest(spec.set))
+        base = deep_merge(base, nest(spec.set))
     body: dict[str, Any] = {
         "name": spec.name,
         "base_config": base,
@@ -156,27 +156,13 @@ def grid_body(path: str | Path) -> dict[str, Any]:
     return body
 
 
-def validate_body(body: dict[str, Any], source: str, max_combinations: int = 256) -> int:
-    """Check ``body`` with the API's request model and config checks; returns the number of
-    combinations. Errors name the field as ``<source>: <path>``."""
-    from api.submit_check import validate_grid
-
-    try:
-        sub = GridSubmission.model_validate(body)
-    except ValidationError as err:
-        errors = [
-            FieldError(field=".".join(str(x) for x in e["loc"]), message=e["msg"])
-            for e in err.errors()
-        ]
-        raise GridFileError(_render(source, errors)) from None
-    try:
-        return len(validate_grid(sub, max_combinations))
-    except ApiProblem as problem:
-        raise GridFileError(_render(source, problem.problem.errors)) from None
-
-
-def _render(source: str, errors: list[FieldError]) -> str:
+def render_errors(source: str, problem: Mapping[str, Any]) -> str:
+    """The server's 422 problem document about a grid file, one line per field (paths as the
+    file names them: ``axes.optim.lr.1``)."""
+    errors = [e for e in problem.get("errors") or [] if isinstance(e, Mapping)]
+    if not errors:
+        return f"{source} is invalid: {problem.get('detail', '')}"
     lines = [f"{source} is invalid:"]
     for e in errors:
-        lines.append(f"  {e.field.removeprefix('body.')}: {e.message}")
+        lines.append(f"  {str(e.get('field', '?')).removeprefix('body.')}: {e.get('message', '')}")
     return "\n".join(lines)

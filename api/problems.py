@@ -22,25 +22,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dino_core.config import ConfigError
 from orchestrator.errors import (
     ConflictError,
-    GridValidationError,
+    FieldError,
     IdempotencyConflictError,
     IllegalTransitionError,
+    InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
     StaleStateError,
+    clean_message,
+    summarise,
 )
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:dino:problem:"
 log = logging.getLogger(__name__)
-
-
-class FieldError(BaseModel):
-    """One offending field: its path from the top of the request and what is wrong."""
-
-    field: str = Field(description="e.g. body.config.loss.teacher_temp, query.limit")
-    message: str
-    type: str = "value_error"
 
 
 class Problem(BaseModel):
@@ -79,11 +74,9 @@ class ApiProblem(Exception):
 
 def validation_problem(errors: Sequence[FieldError], detail: str | None = None) -> ApiProblem:
     """A 422 listing ``errors``; the detail repeats them in one line for humans."""
-    summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
-    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return ApiProblem(
         422,
-        detail or f"the request is invalid: {summary}{more}",
+        detail or f"the request is invalid: {summarise(errors)}",
         kind="validation-error",
         title="Request validation failed",
         errors=errors,
@@ -102,10 +95,6 @@ def problem_response(problem: Problem, headers: Mapping[str, str] | None = None)
 def loc_to_field(loc: Sequence[Any]) -> str:
     """``("body", "config", "loss", "teacher_temp")`` -> ``body.config.loss.teacher_temp``."""
     return ".".join(str(p) for p in loc) or "body"
-
-
-def clean_message(msg: str) -> str:
-    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
 def _from_validation(err: RequestValidationError) -> ApiProblem:
@@ -130,9 +119,12 @@ _SERVICE_ERRORS: list[tuple[type[Exception], int, str]] = [
 
 
 def _service_problem(exc: Exception) -> ApiProblem:
-    if isinstance(exc, GridValidationError | ConfigError):
-        field = "body.axes" if isinstance(exc, GridValidationError) else "body.config"
-        return validation_problem([FieldError(field=field, message=str(exc))], detail=str(exc))
+    if isinstance(exc, InvalidRequestError):  # its paths start at the top of the body
+        return validation_problem(
+            [e.model_copy(update={"field": f"body.{e.field}"}) for e in exc.errors]
+        )
+    if isinstance(exc, ConfigError):
+        return validation_problem([FieldError(field="body.config", message=str(exc))], str(exc))
     for cls, status, kind in _SERVICE_ERRORS:
         if isinstance(exc, cls):
             errors = []
@@ -183,7 +175,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiProblem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
-    mapped: list[type[Exception]] = [GridValidationError, ConfigError]
+    mapped: list[type[Exception]] = [InvalidRequestError, ConfigError]
     mapped += [c for c, _, _ in _SERVICE_ERRORS]
     for cls in mapped:
         app.add_exception_handler(cls, on_service)

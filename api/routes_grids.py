@@ -1,4 +1,5 @@
-"""``/v1/grids``: submit ablation grids, read them, their summary table (JSON, CSV, PNG)."""
+"""``/v1/grids``: submit (or dry-run) ablation grids, read them, their summary table (JSON,
+CSV, PNG). The service layer checks each request once; errors map to problem+json."""
 
 from __future__ import annotations
 
@@ -16,16 +17,16 @@ from api.deps import (
     IdempotencyKey,
     Limit,
     Offset,
+    Paths,
     problem,
 )
 from api.deps import Settings as SettingsDep
 from api.problems import ApiProblem
 from api.routes_jobs import replayed
 from api.schemas import CancelRequest, GridPage, GridSubmission, GridSummary
-from api.submit_check import check_grid
 from api.summary import flat_table, to_csv, to_png
 from orchestrator import service
-from orchestrator.schemas import GridView
+from orchestrator.schemas import GridPlanView, GridView
 
 router = APIRouter(prefix="/v1/grids", tags=["grids"])
 GridId = Annotated[str, Path(min_length=1, max_length=ID_MAX, description="grid id")]
@@ -37,28 +38,34 @@ MEDIA: dict[str, str] = {"json": "application/json", "csv": "text/csv", "png": "
     "",
     status_code=201,
     response_model=GridView,
-    responses={**AUTH_ERRORS, **CONFLICT},
-    summary="Submit an ablation grid",
+    responses={
+        **AUTH_ERRORS,
+        **CONFLICT,
+        200: {"model": GridPlanView, "description": "dry run: what would be queued"},
+    },
+    summary="Submit an ablation grid (or check it: ?dry_run=true)",
 )
 def submit_grid(
     body: GridSubmission,
     user: CurrentUser,
     db: Db,
     settings: SettingsDep,
+    paths: Paths,
     response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> GridView:
+    dry_run: Annotated[bool, Query(description="check only: 200 with the combinations")] = False,
+) -> GridView | Response:
     """Every combination of ``axes`` (cartesian, crossed with ``overrides``) over
     ``base_config`` becomes a pretraining job plus one job per evaluation in ``evals``.
-    All combinations are validated before anything is stored."""
-    check_grid(body, settings)
+    All combinations are validated before anything is stored; with ``dry_run=true`` the
+    combinations and the job count come back and nothing is stored."""
+    cap = settings.max_grid_combinations
+    if dry_run:
+        plan = service.plan_grid(body, max_combinations=cap, paths=paths)
+        return Response(plan.model_dump_json(), media_type="application/json")
     again = replayed(db, user, idempotency_key, "grid")
     grid = service.submit_grid(
-        db,
-        user,
-        body,
-        idempotency_key=idempotency_key,
-        max_combinations=settings.max_grid_combinations,
+        db, user, body, idempotency_key=idempotency_key, max_combinations=cap, paths=paths
     )
     response.headers["Location"] = f"/v1/grids/{grid.id}"
     if again:

@@ -7,10 +7,19 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Path, Query, Response
 
 from api.auth import CurrentUser
-from api.deps import AUTH_ERRORS, CONFLICT, ID_MAX, NOT_FOUND, Db, IdempotencyKey, Limit, Offset
+from api.deps import (
+    AUTH_ERRORS,
+    CONFLICT,
+    ID_MAX,
+    NOT_FOUND,
+    Db,
+    IdempotencyKey,
+    Limit,
+    Offset,
+    Paths,
+)
 from api.deps import Settings as SettingsDep
 from api.schemas import CancelRequest, JobDetail, JobPage, JobSubmission, JobSummary, Progress
-from api.submit_check import check_job
 from orchestrator import service
 from orchestrator.schemas import JobView, UserView
 from orchestrator.states import STATES
@@ -40,15 +49,14 @@ def submit_job(
     body: JobSubmission,
     user: CurrentUser,
     db: Db,
-    settings: SettingsDep,
+    paths: Paths,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> JobView:
     """Queue a job. With ``Idempotency-Key`` a retry returns the first job (same id and
     status code); the same key with a different body is a 409."""
-    check_job(body, settings)
     again = replayed(db, user, idempotency_key, "job")
-    job = service.submit_job(db, user, body, idempotency_key=idempotency_key)
+    job = service.submit_job(db, user, body, idempotency_key=idempotency_key, paths=paths)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if again:
         response.headers["Idempotent-Replayed"] = "true"

@@ -2,7 +2,7 @@
 
 Requests are the orchestrator's :class:`JobRequest`/:class:`GridRequest` with the limits an
 open network endpoint needs (string and list lengths, bounded numbers, finite floats); config
-dicts are checked against :class:`dino_core.config.DinoConfig` by :mod:`api.config_check`.
+dicts, evaluation options and paths are checked by :mod:`orchestrator.service.submit_check`.
 """
 
 from __future__ import annotations

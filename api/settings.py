@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS, MAX_COMBINATIONS_CEILING
+
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
 SYSTEM_DATASETS = "/usr/share/datasets"
@@ -58,7 +60,12 @@ class ApiSettings(BaseModel):
     database_url: str | None = Field(None, description="None = DINO_DATABASE_URL or SQLite")
     dataset_roots: list[str] = Field(default_factory=dataset_roots_from_env)
     max_body_bytes: int = Field(1_048_576, ge=1024, description="larger bodies get 413")
-    max_grid_combinations: int = Field(64, ge=1, le=256, description="per submitted grid")
+    max_grid_combinations: int = Field(
+        DEFAULT_MAX_COMBINATIONS,
+        ge=1,
+        le=MAX_COMBINATIONS_CEILING,
+        description="per submitted grid: the one cap (the CLI asks the server's dry run)",
+    )
     mlflow_ui_url: str = Field(DEFAULT_MLFLOW_UI_URL, description="base of MLflow run links")
     events_per_job: int = Field(200, ge=1, le=1000, description="events shown in job detail")
 

@@ -2,26 +2,27 @@
 
 Columns: ``combination``, one per axis (dotted field), ``status``, the final training
 ``loss``, ``knn_top1`` (weighted k-NN top-1 of the trained teacher, paper Sec. 4.1, from the
-``eval_knn`` job; else the last in-training k-NN), ``linear_top1``, ``attn_iou``,
-``collapsed``, ``job_id``, ``mlflow_run_id``.
+``eval_knn`` job; else the last in-training k-NN) and ``knn_k``, the k it was measured at
+(the config's ``eval.knn_k``, paper 20, unless the evaluation was asked for other ``ks``
+only: then the first of them), ``linear_top1``, ``attn_iou``, ``collapsed``, ``job_id``,
+``mlflow_run_id``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orchestrator.schemas import GridRow
 
-_KNN_TOP1 = re.compile(r"^knn_top1_k\d+$")
 FIXED_HEAD = ["combination"]
 FIXED_TAIL = [
     "status",
     "loss",
     "knn_top1",
+    "knn_k",
     "linear_top1",
     "attn_iou",
     "collapsed",
@@ -30,21 +31,31 @@ FIXED_TAIL = [
 ]
 
 
-def _first(metrics: Mapping[str, Any], pattern: re.Pattern[str]) -> float | None:
-    for key in sorted(metrics):
-        if pattern.match(key) and isinstance(metrics[key], int | float):
-            return float(metrics[key])
-    return None
+def _number(metrics: Mapping[str, Any], key: str) -> float | None:
+    value = metrics.get(key)
+    return float(value) if isinstance(value, int | float) else None
 
 
-def final_knn(row: GridRow) -> float | None:
-    """k-NN top-1 of the eval_knn job, else the last in-training k-NN, else None."""
+def reported_k(row: GridRow) -> int:
+    """The k of the eval_knn job's top-1 in the table: the config's ``eval.knn_k`` (paper
+    20) when the job measured it, else the first of the ``ks`` it was asked for."""
+    cell = row.evals.get("eval_knn")
+    ks = cell.options.get("ks") if cell is not None else None
+    if isinstance(ks, list) and ks and row.knn_k not in ks:
+        return int(ks[0])
+    return row.knn_k
+
+
+def final_knn(row: GridRow) -> tuple[float | None, int]:
+    """k-NN top-1 and its k: the eval_knn job's, else the last in-training k-NN (measured at
+    ``eval.knn_k``), else None."""
     cell = row.evals.get("eval_knn")
     if cell is not None:
-        found = _first(cell.metrics, _KNN_TOP1)
+        k = reported_k(row)
+        found = _number(cell.metrics, f"knn_top1_k{k}")
         if found is not None:
-            return found
-    return _first(row.metrics, _KNN_TOP1)
+            return found, k
+    return _number(row.metrics, f"knn_top1_k{row.knn_k}"), row.knn_k
 
 
 def _metric(row: GridRow, kind: str, key: str) -> float | None:
@@ -73,12 +84,14 @@ def flat_table(rows: Sequence[GridRow]) -> tuple[list[str], list[dict[str, Any]]
     table = []
     for row in rows:
         loss = row.metrics.get("loss")
+        knn, k = final_knn(row)
         flat: dict[str, Any] = {"combination": row.combination}
         flat.update({k: _cell(row.axis_values.get(k)) for k in axes})
         flat.update(
             status=row.status,
             loss=float(loss) if isinstance(loss, int | float) else None,
-            knn_top1=final_knn(row),
+            knn_top1=knn,
+            knn_k=k,
             linear_top1=_metric(row, "eval_linear", "linear_final_top1"),
             attn_iou=_metric(row, "eval_attention", "attn_iou_mean_map"),
             collapsed=row.collapsed,
@@ -111,7 +124,9 @@ def to_png(name: str, rows: Sequence[GridRow]) -> bytes:
     from matplotlib.figure import Figure
 
     labels = [_label(r) for r in rows]
-    values = [final_knn(r) for r in rows]
+    found = [final_knn(r) for r in rows]
+    values = [v for v, _ in found]
+    ks = "/".join(str(k) for k in sorted({k for _, k in found})) or "-"
     fig = Figure(figsize=(7.0, 1.2 + 0.45 * max(len(rows), 1)), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     ys = list(range(len(rows)))
@@ -125,7 +140,7 @@ def to_png(name: str, rows: Sequence[GridRow]) -> bytes:
     ax.invert_yaxis()
     top = max([v for v in values if v is not None] or [1.0])
     ax.set_xlim(0, top * 1.25)
-    ax.set_xlabel("k-NN top-1 (%) of the teacher, k=20, T=0.07")
+    ax.set_xlabel(f"weighted k-NN top-1 (%) of the teacher, k={ks}")
     ax.set_title(f"grid {name}: final k-NN per combination", fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +24,9 @@ OptimizerName = Literal["adamw", "sgd", "lars"]
 
 class ConfigError(ValueError):
     """A config that cannot be used; the message names the field and what to do."""
+
+
+UNKNOWN_FIELD = "unknown field (check the spelling; see configs/ for valid keys)"
 
 
 class _Section(BaseModel):
@@ -286,7 +290,7 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
         loc = ".".join(str(p) for p in e["loc"]) or "<root>"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown field (check the spelling; see configs/ for valid keys)"
+            msg = UNKNOWN_FIELD
         lines.append(f"  {loc}: {msg}")
     return "\n".join(lines)
 
@@ -314,20 +318,21 @@ def set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
 def apply_overrides(base: dict[str, Any], overrides: list[str] | dict[str, Any]) -> dict[str, Any]:
     """Return a copy of ``base`` with ``key=value`` strings (or a dict) applied."""
     out = json.loads(json.dumps(base))
-    items = overrides.items() if isinstance(overrides, dict) else _split_overrides(overrides)
+    items = overrides.items() if isinstance(overrides, dict) else map(split_override, overrides)
     for key, value in items:
         set_dotted(out, key, value)
     return out
 
 
-def _split_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
-    pairs: list[tuple[str, Any]] = []
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like section.field=value")
-        key, _, raw = item.partition("=")
-        pairs.append((key.strip(), parse_value(raw)))
-    return pairs
+def split_override(item: str) -> tuple[str, Any]:
+    """``"loss.teacher_temp=0.04"`` -> ``("loss.teacher_temp", 0.04)`` (value parsed as YAML)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r} must look like section.field=value")
+    try:
+        return key.strip(), parse_value(raw)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {item!r}: the value is not valid YAML ({err})") from None
 
 
 def build_config(
@@ -337,7 +342,7 @@ def build_config(
 ) -> DinoConfig:
     """Validate a (partial) dict plus overrides into a :class:`DinoConfig`."""
     base = DinoConfig().to_dict()
-    merged = _deep_merge(base, data or {})
+    merged = deep_merge(base, data or {})
     if overrides:
         merged = apply_overrides(merged, overrides)
     try:
@@ -346,11 +351,12 @@ def build_config(
         raise ConfigError(_format_validation_error(err, source)) from None
 
 
-def _deep_merge(base: dict[str, Any], upd: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: Mapping[str, Any], upd: Mapping[str, Any]) -> dict[str, Any]:
+    """``upd`` laid over ``base`` section by section (partial sections keep the rest)."""
     out = dict(base)
     for k, v in upd.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
         else:
             out[k] = v
     return out

@@ -180,10 +180,31 @@ class GridView(_View):
     jobs: list[JobView] = Field(default_factory=list)
 
 
+class CombinationView(_View):
+    """One combination of a checked grid (a dry run): what its pretraining job would run."""
+
+    index: int
+    label: str
+    values: dict[str, Any] = Field(description="the axis and override values that define it")
+    config_hash: str
+    config: dict[str, Any] = Field(description="the full resolved DinoConfig")
+
+
+class GridPlanView(_View):
+    """``POST /v1/grids?dry_run=true``: what the grid would queue; nothing is stored."""
+
+    name: str
+    n_combinations: int
+    n_jobs: int = Field(description="pretraining jobs plus their evaluation jobs")
+    evals: list[str]
+    combinations: list[CombinationView]
+
+
 class EvalCell(_View):
     job_id: str
     status: str
     metrics: dict[str, Any]
+    options: dict[str, Any] = Field(default_factory=dict, description="its eval_options")
 
 
 class GridRow(_View):
@@ -200,6 +221,7 @@ class GridRow(_View):
     mlflow_run_id: str | None
     step: int | None
     total_steps: int | None
+    knn_k: int = Field(description="eval.knn_k of the combination's config (paper 20)")
 
 
 class IdempotencyRecord(_View):

@@ -10,7 +10,6 @@ the JSON report and figures as artifacts, and attention figures also as images
 
 from __future__ import annotations
 
-import inspect
 import tempfile
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -19,7 +18,9 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from pydantic import ValidationError
 
+from dino_core.eval.options import EVAL_OPTIONS, option_problems
 from dino_core.eval.run import DataOverrides, run_attention_eval, run_knn_eval, run_linear_eval
 from worker.attempt import finish_session, open_session
 from worker.mlflow_run import RunTarget
@@ -33,20 +34,17 @@ RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "eval_linear": run_linear_eval,
     "eval_attention": run_attention_eval,
 }
-_FIXED = {"checkpoint", "out_dir"}
 
 
 def eval_kwargs(kind: str, options: dict[str, Any]) -> dict[str, Any]:
-    """``spec.eval_options`` checked against the runner's keyword arguments."""
-    runner = RUNNERS[kind]
-    allowed = set(inspect.signature(runner).parameters) - _FIXED
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ValueError(
-            f"spec.eval_options has unknown keys {unknown} for {kind}: valid keys are "
-            f"{sorted(allowed)}"
-        )
-    kwargs = dict(options)
+    """``spec.eval_options`` as the runner's keyword arguments, checked by its typed options
+    (:mod:`dino_core.eval.options`, the same check the service layer makes at submit)."""
+    model = EVAL_OPTIONS[kind.removeprefix("eval_")]
+    try:
+        kwargs = model.model_validate(options).model_dump(exclude_unset=True)
+    except ValidationError as err:
+        found = "; ".join(f"{path!r}: {msg}" for path, msg, _ in option_problems(kind, err))
+        raise ValueError(f"spec.eval_options of {kind}: {found}") from None
     if isinstance(kwargs.get("data"), dict):
         kwargs["data"] = DataOverrides(**kwargs["data"])
     return kwargs

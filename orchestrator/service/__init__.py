@@ -2,8 +2,9 @@
 
 Every function takes the :class:`orchestrator.db.Database` first; user-facing reads and
 writes take the calling :class:`UserView` (owner-scoped; admins see everything) and return
-pydantic views. Errors are :mod:`orchestrator.errors` classes (plus
-``dino_core.config.ConfigError`` for an invalid job config).
+pydantic views. Errors are :mod:`orchestrator.errors` classes; a request that cannot be
+queued raises an :class:`InvalidRequestError` listing every offending field, checked once per
+request by :mod:`orchestrator.service.submit_check`.
 """
 
 from orchestrator.service.grids import (
@@ -12,6 +13,7 @@ from orchestrator.service.grids import (
     get_grid,
     grid_summary,
     list_grids,
+    plan_grid,
     submit_grid,
 )
 from orchestrator.service.idempotency import lookup_idempotency
@@ -24,6 +26,7 @@ from orchestrator.service.jobs import (
     submit_job,
 )
 from orchestrator.service.stats import cluster_info, queue_stats
+from orchestrator.service.submit_check import PathPolicy
 from orchestrator.service.users import (
     create_user,
     get_user,
@@ -35,6 +38,7 @@ from orchestrator.service.users import (
 )
 
 __all__ = [
+    "PathPolicy",
     "cancel_grid",
     "cancel_job",
     "cluster_info",
@@ -53,6 +57,7 @@ __all__ = [
     "list_jobs",
     "list_users",
     "lookup_idempotency",
+    "plan_grid",
     "queue_stats",
     "rotate_token",
     "submit_grid",

@@ -7,21 +7,46 @@ from collections import Counter
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from dino_core.config import EvalConfig
 from orchestrator.db import Database
 from orchestrator.errors import StaleStateError
-from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS, expand_grid, normalise_override_set
+from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS
 from orchestrator.models import Grid, Job, new_id, utcnow
-from orchestrator.schemas import EvalCell, GridRequest, GridRow, GridStatus, GridView, UserView
+from orchestrator.schemas import (
+    EvalCell,
+    GridPlanView,
+    GridRequest,
+    GridRow,
+    GridStatus,
+    GridView,
+    UserView,
+)
 from orchestrator.service._build import add_evals, add_job, eval_resources
 from orchestrator.service._common import job_view, load_grid, request_hash, scoped
 from orchestrator.service.idempotency import run_idempotent
 from orchestrator.service.jobs import MAX_PAGE, cancel_in_session
+from orchestrator.service.submit_check import PathPolicy, check_grid
 from orchestrator.states import QUEUED, RUNNING, SUCCEEDED, TERMINAL, record_event
+
+PAPER_KNN_K: int = EvalConfig.model_fields["knn_k"].default
 
 
 def experiment_for_grid(name: str) -> str:
     """MLflow experiment of a grid: ``dino/<grid name>``."""
     return f"dino/{name}"
+
+
+def plan_grid(
+    request: GridRequest,
+    *,
+    max_combinations: int = DEFAULT_MAX_COMBINATIONS,
+    paths: PathPolicy | None = None,
+) -> GridPlanView:
+    """What :func:`submit_grid` would queue (a dry run): stores nothing.
+
+    Raises :class:`GridValidationError` listing every invalid field.
+    """
+    return check_grid(request, max_combinations=max_combinations, paths=paths).view()
 
 
 def submit_grid(
@@ -31,15 +56,15 @@ def submit_grid(
     *,
     idempotency_key: str | None = None,
     max_combinations: int = DEFAULT_MAX_COMBINATIONS,
+    paths: PathPolicy | None = None,
 ) -> GridView:
-    """Expand and validate every combination, then store the grid and all its jobs at once.
+    """Check the request once (:func:`check_grid`), then store the grid and all its jobs.
 
-    Raises :class:`GridValidationError` (naming the combination and field, or the cap) before
-    anything is stored.
+    Raises :class:`GridValidationError` (every invalid field: combination, cap, options,
+    paths outside ``paths``) before anything is stored.
     """
-    combos = expand_grid(
-        request.base_config, request.axes, request.overrides, max_combinations=max_combinations
-    )
+    plan = check_grid(request, max_combinations=max_combinations, paths=paths)
+    combos = plan.combinations
     evals_res = request.eval_resources or eval_resources(request.resources)
 
     def create(session: Session) -> str:
@@ -50,10 +75,7 @@ def submit_grid(
             owner_id=user.id,
             base_config=request.base_config,
             axes=request.axes,
-            overrides=[
-                normalise_override_set(o, f"override set {i}")
-                for i, o in enumerate(request.overrides)
-            ],
+            overrides=plan.override_sets,
             evals=list(request.evals),
             n_combinations=len(combos),
             mlflow_experiment=experiment_for_grid(request.name),
@@ -93,7 +115,7 @@ def submit_grid(
                 request.evals,
                 evals_res,
                 now,
-                request.eval_options,
+                plan.eval_options,
             )
         return grid.id
 
@@ -162,7 +184,9 @@ def grid_summary(db: Database, user: UserView, grid_id: str) -> list[GridRow]:
     evals: dict[str, dict[str, EvalCell]] = {}
     for j in jobs:
         if j.depends_on is not None:
-            cell = EvalCell(job_id=j.id, status=j.status, metrics=j.result_metrics)
+            cell = EvalCell(
+                job_id=j.id, status=j.status, metrics=j.result_metrics, options=j.eval_options
+            )
             evals.setdefault(j.depends_on, {})[j.kind] = cell
     rows = []
     for j in jobs:
@@ -181,6 +205,7 @@ def grid_summary(db: Database, user: UserView, grid_id: str) -> list[GridRow]:
                 mlflow_run_id=j.mlflow_run_id,
                 step=j.step,
                 total_steps=j.total_steps,
+                knn_k=int(j.config.get("eval", {}).get("knn_k", PAPER_KNN_K)),
             )
         )
     return rows

@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dino_core.config import build_config
 from orchestrator.db import Database
 from orchestrator.dependencies import cancel_dependents
 from orchestrator.errors import StaleStateError
@@ -14,6 +13,7 @@ from orchestrator.schemas import AttemptView, EventView, JobRequest, JobView, Us
 from orchestrator.service._build import add_evals, add_job, eval_resources
 from orchestrator.service._common import job_view, load_job, request_hash, scoped
 from orchestrator.service.idempotency import run_idempotent
+from orchestrator.service.submit_check import PathPolicy, check_job
 from orchestrator.states import CANCELLED, QUEUED, RUNNING, STATES, check_transition, record_event
 from orchestrator.states import transition as move
 
@@ -21,15 +21,21 @@ MAX_PAGE = 1000
 
 
 def submit_job(
-    db: Database, user: UserView, request: JobRequest, *, idempotency_key: str | None = None
+    db: Database,
+    user: UserView,
+    request: JobRequest,
+    *,
+    idempotency_key: str | None = None,
+    paths: PathPolicy | None = None,
 ) -> JobView:
-    """Validate the config and queue the job (plus any requested eval jobs).
+    """Check the request once (:func:`check_job`), then queue the job (plus any requested
+    eval jobs).
 
-    Raises :class:`dino_core.config.ConfigError` for an invalid config and
+    Raises :class:`JobValidationError` (a ``ConfigError``) listing every invalid field and
     :class:`IdempotencyConflictError` when the key was used for a different request.
     """
-    overrides = request.overrides or None
-    config = build_config(request.config, overrides, source="job config")
+    plan = check_job(request, paths=paths)
+    config = plan.config
 
     def create(session: Session) -> str:
         now = utcnow()
@@ -45,7 +51,7 @@ def submit_job(
             experiment=request.experiment_name,
             now=now,
             reason=f"submitted by {user.name}",
-            eval_options=request.eval_options,
+            eval_options=plan.eval_options,
             tags=request.tags,
             source_checkpoint=request.source_checkpoint,
         )
@@ -56,7 +62,7 @@ def submit_job(
             request.evals,
             eval_resources(request.resources),
             now,
-            request.evals_options,
+            plan.evals_options,
         )
         return job.id
 

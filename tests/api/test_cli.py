@@ -153,3 +153,28 @@ def test_server_errors_are_readable_with_exit_codes(server: Server) -> None:
     dead = Server(f"http://127.0.0.1:{free_port()}", server.db, server.settings, server.tokens)
     code, out = run(dead, "bob", "cluster")
     assert code == 3 and "cannot reach the API" in out
+
+
+def test_grid_over_the_cap_is_refused_alike_by_cli_check_and_server(
+    server: Server, tmp_path: Path
+) -> None:
+    cap = server.settings.max_grid_combinations
+    axes = {"train.seed": list(range(cap + 1))}
+    path = write_grid(tmp_path, axes=axes)
+    code, out = run(server, "alice", "submit", str(path), "--dry-run")
+    assert code == 2 and f"cap of {cap}" in out and f"{cap + 1} combinations" in out
+    code, out = run(server, "alice", "submit", str(path))
+    assert code == 2 and f"cap of {cap}" in out
+    with server.client("alice") as c:
+        r = c.post("/v1/grids", json=grid_body(path))
+        assert r.status_code == 422 and f"cap of {cap}" in r.json()["detail"]
+    axes = {"train.seed": list(range(cap))}
+    code, out = run(server, "alice", "submit", str(write_grid(tmp_path, axes=axes)), "--dry-run")
+    assert code == 0 and f"valid, {cap} combination(s), {2 * cap} job(s)" in out
+
+
+def test_the_cap_is_one_setting() -> None:
+    from api.settings import ApiSettings
+    from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS
+
+    assert ApiSettings().max_grid_combinations == DEFAULT_MAX_COMBINATIONS

@@ -130,3 +130,82 @@ def test_large_bodies_get_413(server: Server) -> None:
 
         r = c.post("/v1/grids", content=chunks(), headers={"content-type": "application/json"})
         assert r.status_code == 413
+
+
+def test_every_grid_error_is_reported_in_one_answer(server: Server) -> None:
+    body = grid_body(
+        base_config=tiny(train={"epochs": 0}),
+        axes={"loss.teacher_tmp": [0.04], "optim.lr": [0.001, 0.002]},
+        overrides=[["optim.lr=abc"], ["train.seed"]],
+        eval_options={"eval_knn": {"k": 5}},
+    )
+    with server.client("alice") as c:
+        r = c.post("/v1/grids", json=body)
+    assert r.status_code == 422
+    assert set(fields(r.json())) == {
+        "body.base_config.train.epochs",
+        "body.axes.loss.teacher_tmp",
+        "body.overrides.0.optim.lr",
+        "body.overrides.1.0",
+        "body.eval_options.eval_knn.k",
+    }
+
+
+def test_a_grid_is_validated_once_per_request(server: Server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from dino_core.config import DinoConfig
+
+    calls: list[int] = []
+    original = DinoConfig.model_validate.__func__  # type: ignore[attr-defined]
+
+    def counting(cls, obj, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return original(cls, obj, *args, **kwargs)
+
+    monkeypatch.setattr(DinoConfig, "model_validate", classmethod(counting))
+    with server.client("alice") as c:
+        r = c.post("/v1/grids", json=grid_body("once"))
+    assert r.status_code == 201, r.text
+    assert len(calls) == 1 + 4  # the base config, then each of the 4 combinations once
+
+
+def test_dry_run_returns_the_combinations_and_stores_nothing(server: Server) -> None:
+    with server.client("alice") as c:
+        before = c.get("/v1/grids", params={"limit": 1000}).json()["items"]
+        r = c.post("/v1/grids", params={"dry_run": "true"}, json=grid_body("dry"))
+        assert r.status_code == 200, r.text
+        plan = r.json()
+        assert plan["n_combinations"] == 4 and plan["n_jobs"] == 8
+        assert [p["values"] for p in plan["combinations"]][1] == {
+            "loss.teacher_temp": 0.04,
+            "crops.local_number": 2,
+        }
+        assert plan["combinations"][3]["config"]["loss"]["teacher_temp"] == 0.07
+        assert c.get("/v1/grids", params={"limit": 1000}).json()["items"] == before
+        bad = c.post("/v1/grids", params={"dry_run": "true"}, json=grid_body(axes={"x.y": [1]}))
+        assert bad.status_code == 422 and fields(bad.json()) == ["body.axes.x.y"]
+
+
+def test_eval_options_are_checked_at_submit_per_kind(server: Server) -> None:
+    with server.client("alice") as c:
+        body = grid_body(eval_options={"eval_knn": {"train_limit": 5, "ks": [0]}})
+        r = c.post("/v1/grids", json=body)
+        assert r.status_code == 422
+        assert set(fields(r.json())) == {
+            "body.eval_options.eval_knn.train_limit",
+            "body.eval_options.eval_knn.ks.0",
+        }
+        unknown = [e for e in r.json()["errors"] if e["field"].endswith("train_limit")]
+        assert "ks" in unknown[0]["message"]  # the valid options are named
+        job = {
+            "config": tiny(),
+            "evals": ["eval_linear"],
+            "evals_options": {"eval_linear": {"lr": -1}},
+        }
+        r = c.post("/v1/jobs", json=job)
+        assert r.status_code == 422 and fields(r.json()) == ["body.evals_options.eval_linear.lr"]
+        ev = {"kind": "eval_attention", "config": tiny(), "source_checkpoint": "x",
+              "eval_options": {"threshold": 2}}  # fmt: skip
+        r = c.post("/v1/jobs", json=ev)
+        assert "body.eval_options.threshold" in fields(r.json())
+        ok = grid_body(eval_options={"eval_knn": {"ks": [10, 20], "data": {"limit": 8}}})
+        assert c.post("/v1/grids", json=ok).status_code == 201

@@ -145,3 +145,15 @@ def test_grid_idempotency(db: Database, alice: UserView) -> None:
     g1 = submit_grid(db, alice, req, idempotency_key="g")
     g2 = submit_grid(db, alice, req, idempotency_key="g")
     assert g1.id == g2.id and len(list_grids(db, alice)) == 1
+
+
+def test_summary_rows_carry_the_configured_k_and_eval_options(
+    db: Database, alice: UserView
+) -> None:
+    base = {**BASE, "eval": {"knn_k": 10}}
+    req = GridRequest(
+        name="k", base_config=base, axes={"train.seed": [1]}, evals=["eval_knn"],
+        eval_options={"eval_knn": {"ks": [10, 20]}},
+    )  # fmt: skip
+    (row,) = grid_summary(db, alice, submit_grid(db, alice, req).id)
+    assert row.knn_k == 10 and row.evals["eval_knn"].options == {"ks": [10, 20]}

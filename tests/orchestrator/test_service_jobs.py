@@ -70,14 +70,26 @@ def test_users_see_their_own_jobs_and_admins_see_all(
 
 
 def test_follow_up_evals_wait_on_the_pretraining_job(db: Database, alice: UserView) -> None:
-    req = JobRequest(evals=["eval_knn", "eval_linear"], evals_options={"eval_knn": {"k": 5}})
+    req = JobRequest(evals=["eval_knn", "eval_linear"], evals_options={"eval_knn": {"ks": [5]}})
     job = submit_job(db, alice, req)
     evals = [j for j in list_jobs(db, alice) if j.depends_on == job.id]
     assert sorted(j.kind for j in evals) == ["eval_knn", "eval_linear"]
     knn = next(j for j in evals if j.kind == "eval_knn")
     assert knn.source_checkpoint is None and knn.config_hash == job.config_hash
     with db.session() as s:
-        assert s.get(Job, knn.id).eval_options == {"k": 5}  # type: ignore[union-attr]
+        assert s.get(Job, knn.id).eval_options == {"ks": [5]}  # type: ignore[union-attr]
+
+
+def test_eval_options_are_checked_against_the_runner_at_submit(
+    db: Database, alice: UserView
+) -> None:
+    req = JobRequest(evals=["eval_knn"], evals_options={"eval_knn": {"k": 5}})
+    with pytest.raises(ConfigError, match=r"evals_options\.eval_knn\.k: .*ks"):
+        submit_job(db, alice, req)
+    req = JobRequest(kind="eval_linear", source_checkpoint="/c.pt", eval_options={"epochs": 0})
+    with pytest.raises(ConfigError, match=r"eval_options\.epochs"):
+        submit_job(db, alice, req)
+    assert list_jobs(db, alice) == []
 
 
 def test_cancel_queued_job_cancels_its_evals_with_reasons(db: Database, alice: UserView) -> None:

@@ -2,8 +2,8 @@
 
 A config's ``data.root`` must resolve (symlinks and ``..`` followed, no file opened) inside
 one of the dataset roots (``DINO_DATASET_ROOTS``); an evaluation's ``source_checkpoint`` must
-lie inside the job storage root. The api never reads these paths itself: it only refuses to
-queue a job that would make a worker read outside them.
+lie inside the job storage root. Nothing here reads these paths: the service layer only
+refuses to queue a job that would make a worker read outside them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from api.problems import FieldError
+from orchestrator.errors import FieldError
 
 MAX_PATH_CHARS = 4096
 

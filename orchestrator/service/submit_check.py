@@ -1,0 +1,193 @@
+"""Everything checked before a job or grid is queued: one call per request, every error.
+
+:func:`check_grid` turns a grid request into its validated combinations (a :class:`GridPlan`)
+and :func:`check_job` a job request into its config; otherwise they raise
+:class:`GridValidationError` / :class:`JobValidationError` listing every offending field by
+its path from the top of the request (``axes.optim.lr.1``, ``evals_options.eval_knn.k``).
+Configs are validated with the DinoConfig model, the grid size is capped, floats must be
+finite, evaluation options must fit their runner (:mod:`dino_core.eval.options`), and with a
+:class:`PathPolicy` every path a worker would read (``data.root``, ``eval_options.data.root``,
+``source_checkpoint``) must lie inside the configured roots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from dino_core.config import DinoConfig
+from dino_core.eval.options import EVAL_OPTIONS, option_problems
+from orchestrator.config_check import (
+    check_config,
+    non_finite,
+    parse_override_list,
+    placed,
+    unknown_keys,
+)
+from orchestrator.errors import FieldError, GridValidationError, JobValidationError
+from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS, Combination, expand
+from orchestrator.paths import checkpoint_outside, outside_roots
+from orchestrator.schemas import CombinationView, EvalKind, GridPlanView, GridRequest, JobRequest
+
+
+@dataclass(frozen=True)
+class PathPolicy:
+    """Where a request's paths may point: ``data.root`` into one of ``dataset_roots``
+    (resolved), ``source_checkpoint`` under ``storage_root`` (the job storage)."""
+
+    dataset_roots: tuple[Path, ...]
+    storage_root: str
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    """A checked grid: its combinations, parsed override sets and evaluation options."""
+
+    request: GridRequest
+    combinations: list[Combination]
+    override_sets: list[dict[str, Any]]
+    eval_options: dict[EvalKind, dict[str, Any]]
+
+    def view(self) -> GridPlanView:
+        combos = [
+            CombinationView(
+                index=c.index,
+                label=c.label(),
+                values=c.values,
+                config_hash=c.config.config_hash(),
+                config=c.config.to_dict(),
+            )
+            for c in self.combinations
+        ]
+        n_jobs = len(combos) * (1 + len(self.request.evals))
+        return GridPlanView(
+            name=self.request.name,
+            n_combinations=len(combos),
+            n_jobs=n_jobs,
+            evals=list(self.request.evals),
+            combinations=combos,
+        )
+
+
+def eval_options(
+    kind: EvalKind, options: Mapping[str, Any], prefix: str
+) -> tuple[dict[str, Any], list[FieldError]]:
+    """``options`` checked against the runner of ``kind``: the options as given (typed), or
+    the errors at ``<prefix>.<option>``."""
+    model = EVAL_OPTIONS[kind.removeprefix("eval_")]
+    try:
+        return model.model_validate(dict(options)).model_dump(exclude_unset=True), []
+    except ValidationError as err:
+        return {}, [
+            FieldError(field=f"{prefix}.{path}", message=msg, type=typ)
+            for path, msg, typ in option_problems(kind, err)
+        ]
+
+
+def _eval_root(options: Mapping[str, Any], paths: PathPolicy, prefix: str) -> list[FieldError]:
+    root = (options.get("data") or {}).get("root")
+    if root is None:
+        return []
+    error = outside_roots(
+        root, paths.dataset_roots, f"{prefix}.data.root", "eval_options.data.root"
+    )
+    return [error] if error else []
+
+
+def _data_root(cfg: DinoConfig, paths: PathPolicy, field: str) -> list[FieldError]:
+    if cfg.data.root is None:
+        return []
+    error = outside_roots(cfg.data.root, paths.dataset_roots, field, "data.root")
+    return [error] if error else []
+
+
+def _all_eval_options(
+    by_kind: Mapping[EvalKind, Mapping[str, Any]], prefix: str, paths: PathPolicy | None
+) -> tuple[dict[EvalKind, dict[str, Any]], list[FieldError]]:
+    checked: dict[EvalKind, dict[str, Any]] = {}
+    errors: list[FieldError] = []
+    for kind, options in by_kind.items():
+        checked[kind], errs = eval_options(kind, options, f"{prefix}.{kind}")
+        errors += errs
+        if paths is not None and not errs:
+            errors += _eval_root(checked[kind], paths, f"{prefix}.{kind}")
+    return checked, errors
+
+
+def check_grid(
+    request: GridRequest,
+    *,
+    max_combinations: int = DEFAULT_MAX_COMBINATIONS,
+    paths: PathPolicy | None = None,
+) -> GridPlan:
+    """The grid's validated combinations, or :class:`GridValidationError` with every error."""
+    errors = non_finite(request.model_dump(mode="python"), "")
+    if errors:
+        raise GridValidationError(errors)
+    options, errors = _all_eval_options(request.eval_options, "eval_options", paths)
+    found = expand(
+        request.base_config, request.axes, request.overrides, max_combinations=max_combinations
+    )
+    errors += found.errors
+    if paths is not None and not errors:
+        for combo in found.combinations:
+            if "data.root" in combo.values:
+                where = "axes.data.root" if "data.root" in request.axes else "overrides"
+            else:
+                where = "base_config.data.root"
+            errors += _data_root(combo.config, paths, where)
+    if errors:
+        raise GridValidationError(list({e.field + e.message: e for e in errors}.values()))
+    return GridPlan(request, found.combinations, found.override_sets, options)
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """A checked job: its config and the typed options of it and of its follow-up evals."""
+
+    config: DinoConfig
+    eval_options: dict[str, Any]
+    evals_options: dict[EvalKind, dict[str, Any]]
+
+
+def _job_overrides(request: JobRequest) -> tuple[dict[str, Any], list[FieldError]]:
+    if isinstance(request.overrides, list):
+        dotted, errors = parse_override_list(request.overrides, "overrides")
+    else:
+        dotted, errors = dict(request.overrides), []
+    return dotted, errors + unknown_keys(list(dotted), "overrides")
+
+
+def check_job(request: JobRequest, *, paths: PathPolicy | None = None) -> JobPlan:
+    """The job's config and options, or :class:`JobValidationError` with every error."""
+    errors = non_finite(request.model_dump(mode="python"), "")
+    if errors:
+        raise JobValidationError(errors)
+    dotted, errors = _job_overrides(request)
+    cfg = None
+    if not errors:  # the config can be built only from known, well-formed overrides
+        cfg, errs = check_config(request.config, dotted)
+        errors += placed(errs, {k: f"overrides.{k}" for k in dotted}, "config")
+    own: dict[str, Any] = {}
+    if request.kind != "pretrain":
+        own, errs = eval_options(request.kind, request.eval_options, "eval_options")
+        errors += errs
+        if paths is not None and not errs:
+            errors += _eval_root(own, paths, "eval_options")
+    follow, errs = _all_eval_options(request.evals_options, "evals_options", paths)
+    errors += errs
+    if paths is not None and cfg is not None:
+        where = "overrides.data.root" if "data.root" in dotted else "config.data.root"
+        errors += _data_root(cfg, paths, where)
+        if request.source_checkpoint is not None:
+            error = checkpoint_outside(
+                request.source_checkpoint, paths.storage_root, "source_checkpoint"
+            )
+            errors += [error] if error else []
+    if errors or cfg is None:
+        raise JobValidationError(errors)
+    return JobPlan(cfg, own, follow)
