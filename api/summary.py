@@ -2,7 +2,9 @@
 
 Columns: ``combination``, one per axis (dotted field), ``status``, the final training
 ``loss``, ``knn_top1`` (weighted k-NN top-1 of the trained teacher, paper Sec. 4.1, from the
-``eval_knn`` job; else the last in-training k-NN) and ``knn_k``, the k it was measured at
+``eval_knn`` job; else the last in-training k-NN), ``knn_random_init`` and ``knn_raw_pixels``
+(the same evaluation of the architecture at random init and of raw pixels, which the eval job
+scores beside it), ``knn_gain`` (trained minus random init) and ``knn_k``, the k it was measured at
 (the config's ``eval.knn_k``, paper 20, unless the evaluation was asked for other ``ks``
 only: then the first of them), ``linear_top1``, ``attn_iou``, ``collapsed``, ``job_id``,
 ``mlflow_run_id``.
@@ -23,6 +25,9 @@ FIXED_TAIL = [
     "loss",
     "knn_top1",
     "knn_k",
+    "knn_random_init",
+    "knn_raw_pixels",
+    "knn_gain",
     "linear_top1",
     "attn_iou",
     "collapsed",
@@ -58,6 +63,19 @@ def final_knn(row: GridRow) -> tuple[float | None, int]:
     return _number(row.metrics, f"knn_top1_k{row.knn_k}"), row.knn_k
 
 
+def knn_baselines(row: GridRow) -> tuple[float | None, float | None]:
+    """k-NN top-1 of the same architecture at random init and of raw pixels, at the k of
+    :func:`final_knn`, from the eval_knn job (which scores both beside the trained teacher)."""
+    cell = row.evals.get("eval_knn")
+    if cell is None:
+        return None, None
+    k = reported_k(row)
+    return (
+        _number(cell.metrics, f"knn_top1_k{k}_random_init"),
+        _number(cell.metrics, f"knn_top1_k{k}_raw_pixels"),
+    )
+
+
 def _metric(row: GridRow, kind: str, key: str) -> float | None:
     cell = row.evals.get(kind)
     value = cell.metrics.get(key) if cell is not None else None
@@ -85,6 +103,7 @@ def flat_table(rows: Sequence[GridRow]) -> tuple[list[str], list[dict[str, Any]]
     for row in rows:
         loss = row.metrics.get("loss")
         knn, k = final_knn(row)
+        rand, raw = knn_baselines(row)
         flat: dict[str, Any] = {"combination": row.combination}
         flat.update({k: _cell(row.axis_values.get(k)) for k in axes})
         flat.update(
@@ -92,6 +111,9 @@ def flat_table(rows: Sequence[GridRow]) -> tuple[list[str], list[dict[str, Any]]
             loss=float(loss) if isinstance(loss, int | float) else None,
             knn_top1=knn,
             knn_k=k,
+            knn_random_init=rand,
+            knn_raw_pixels=raw,
+            knn_gain=None if knn is None or rand is None else round(knn - rand, 2),
             linear_top1=_metric(row, "eval_linear", "linear_final_top1"),
             attn_iou=_metric(row, "eval_attention", "attn_iou_mean_map"),
             collapsed=row.collapsed,
@@ -136,6 +158,12 @@ def to_png(name: str, rows: Sequence[GridRow]) -> bytes:
         if r.collapsed:
             note += f" (collapsed: {r.collapse_kind or '?'})"
         ax.text(v or 0.0, y, f" {note}", va="center", fontsize=8)
+    for baseline, style, label in ((0, ":", "random init"), (1, "--", "raw pixels")):
+        level = [b[baseline] for b in map(knn_baselines, rows) if b[baseline] is not None]
+        if level:  # the same split for every combination of a grid: one line each
+            ax.axvline(sum(level) / len(level), ls=style, color="grey", label=label)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="lower right")
     ax.set_yticks(ys, labels, fontsize=8)
     ax.invert_yaxis()
     top = max([v for v in values if v is not None] or [1.0])

@@ -39,3 +39,23 @@ def test_the_configured_k_is_shown_and_named() -> None:
     assert _knn(_row(None, {})) == (None, 20)
     columns, table = flat_table([_row(both, {"ks": [10, 20]})])
     assert "knn_top1,knn_k" in to_csv(columns, table).splitlines()[0]
+
+
+def test_rows_carry_both_baselines_and_the_gain_over_random_init() -> None:
+    metrics = {"knn_top1_k20": 81.5, "knn_top1_k20_random_init": 74.25,
+               "knn_top1_k20_raw_pixels": 83.0, "knn_top1_k10_random_init": 1.0}  # fmt: skip
+    _, table = flat_table([_row(metrics, {"ks": [20]})])
+    row = table[0]
+    assert (row["knn_random_init"], row["knn_raw_pixels"], row["knn_gain"]) == (74.25, 83.0, 7.25)
+    _, table = flat_table([_row(None, {}, knn_top1_k20=60.0)])  # no eval job: no baselines
+    assert (table[0]["knn_random_init"], table[0]["knn_gain"]) == (None, None)
+
+
+def test_png_draws_the_baselines() -> None:
+    from api.summary import to_png
+
+    metrics = {"knn_top1_k20": 81.5, "knn_top1_k20_random_init": 74.25,
+               "knn_top1_k20_raw_pixels": 83.0}  # fmt: skip
+    png = to_png("g", [_row(metrics, {"ks": [20]})])
+    bare = to_png("g", [_row({"knn_top1_k20": 81.5}, {"ks": [20]})])
+    assert png.startswith(b"\x89PNG") and png != bare  # the two lines and their legend
