@@ -10,12 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 if TYPE_CHECKING:
     import torch.nn as nn
 
     from dino_core.config import DinoConfig
+
+# How a run ended; dino_core's own names (the worker maps them to job statuses once).
+RunStatus = Literal["SUCCEEDED", "COLLAPSED", "DIVERGED", "STOPPED"]
+RUN_SUCCEEDED: Final = "SUCCEEDED"
+RUN_COLLAPSED: Final = "COLLAPSED"
+RUN_DIVERGED: Final = "DIVERGED"
+RUN_STOPPED: Final = "STOPPED"  # a callback asked to stop (cancel, early stop)
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,7 @@ class CollapseEvent:
 
 @dataclass(frozen=True)
 class EndEvent:
-    status: str  # "SUCCEEDED" | "COLLAPSED" | "DIVERGED" | "STOPPED"
+    status: RunStatus
     step: int
     epoch: int
     metrics: dict[str, float]

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from dino_core.callbacks import Callback
+from dino_core.callbacks import RUN_STOPPED, RUN_SUCCEEDED, Callback
 from dino_core.config import ConfigError, DinoConfig, load_config
 
 app = typer.Typer(add_completion=False, help="DINO pretraining on this machine.")
@@ -46,7 +46,7 @@ def train_command(
     if result.error:
         summary["error"] = result.error
     typer.echo(json.dumps(summary, indent=2))
-    if result.status not in ("SUCCEEDED", "STOPPED"):
+    if result.status not in (RUN_SUCCEEDED, RUN_STOPPED):
         raise typer.Exit(1)
 
 

@@ -18,6 +18,10 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from dino_core.callbacks import (
+    RUN_COLLAPSED,
+    RUN_DIVERGED,
+    RUN_STOPPED,
+    RUN_SUCCEEDED,
     Callback,
     CallbackList,
     CheckpointEvent,
@@ -25,6 +29,7 @@ from dino_core.callbacks import (
     EndEvent,
     EpochEvent,
     RunInfo,
+    RunStatus,
     StepEvent,
 )
 from dino_core.checkpoint import load_latest, save_checkpoint
@@ -43,7 +48,7 @@ from dino_core.teacher import ema_update, make_teacher
 
 @dataclass
 class TrainResult:
-    status: str  # SUCCEEDED | COLLAPSED | DIVERGED | STOPPED
+    status: RunStatus
     step: int
     epoch: int
     metrics: dict[str, float]
@@ -169,7 +174,7 @@ def _loop(
             dist.barrier()
         return path
 
-    def end(status: str, epoch: int, **kw: Any) -> TrainResult:
+    def end(status: RunStatus, epoch: int, **kw: Any) -> TrainResult:
         res = TrainResult(status, st.step, epoch, dict(metrics), last_ckpt, **kw)
         cbs.on_train_end(
             EndEvent(
@@ -224,7 +229,7 @@ def _loop(
             values = dict(zip(_STAT_KEYS, reduced, strict=True))
             if not math.isfinite(float(loss.detach())) or not math.isfinite(values["loss"]):
                 return end(
-                    "DIVERGED",
+                    RUN_DIVERGED,
                     epoch,
                     error=f"loss is {values['loss']} at step {st.step + 1}; "
                     f"the last good checkpoint is kept",
@@ -260,7 +265,7 @@ def _loop(
                 cbs.on_collapse(CollapseEvent(collapse[0], st.step, collapse[1]))
                 if cfg.train.collapse_action == "stop":
                     last_ckpt = checkpoint(epoch) or last_ckpt
-                    return end("COLLAPSED", epoch, collapse={"kind": collapse[0], **collapse[1]})
+                    return end(RUN_COLLAPSED, epoch, collapse={"kind": collapse[0], **collapse[1]})
                 st.detector.history.clear()
             every = cfg.train.checkpoint_every_steps
             at_epoch_end = st.step % sched.steps_per_epoch == 0
@@ -270,7 +275,7 @@ def _loop(
             if stopped or st.step >= stop_at:
                 if not at_epoch_end:
                     last_ckpt = checkpoint(epoch) or last_ckpt
-                    return end("STOPPED" if stopped else "SUCCEEDED", epoch)
+                    return end(RUN_STOPPED if stopped else RUN_SUCCEEDED, epoch)
                 break
         last_ckpt = checkpoint(epoch + 1) or last_ckpt
         epoch_metrics = {f"epoch_{k}": v / max(n_in_epoch, 1) for k, v in epoch_sums.items()}
@@ -284,5 +289,5 @@ def _loop(
             )
         )
         if stopped and st.step < stop_at:
-            return end("STOPPED", epoch + 1)
-    return end("SUCCEEDED", sched.epoch(max(st.step - 1, 0)) + 1)
+            return end(RUN_STOPPED, epoch + 1)
+    return end(RUN_SUCCEEDED, sched.epoch(max(st.step - 1, 0)) + 1)
