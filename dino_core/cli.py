@@ -1,4 +1,6 @@
-"""``dino train CONFIG [--set k=v ...] [--output DIR]``: one run from a YAML preset."""
+"""``dino train CONFIG [--set k=v ...] [--output DIR]``: one run from a YAML preset.
+
+The command is mounted on the ``dino`` app by ``api/cli.py``."""
 
 from __future__ import annotations
 
@@ -11,10 +13,7 @@ import typer
 from dino_core.callbacks import RUN_STOPPED, RUN_SUCCEEDED, Callback
 from dino_core.config import ConfigError, DinoConfig, load_config
 
-app = typer.Typer(add_completion=False, help="DINO pretraining on this machine.")
 
-
-@app.command("train")
 def train_command(
     config: Path = typer.Argument(..., help="YAML config (see configs/)"),
     set_: list[str] = typer.Option([], "--set", help="override, e.g. loss.teacher_temp=0.05"),
