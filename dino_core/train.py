@@ -40,6 +40,7 @@ from dino_core.metrics_file import MetricsFile, write_config
 from dino_core.models import build_model
 from dino_core.monitor import CollapseDetector, step_statistics
 from dino_core.optim import build_optimizer, clip_per_parameter, drop_last_layer_grads, set_schedule
+from dino_core.rank_rng import gather_rng_states, restore_rank_rng, seed_ranks
 from dino_core.runtime import Runtime, autocast, detect_runtime, seed_everything
 from dino_core.schedules import Schedules
 from dino_core.state import TrainingState, backbone_of
@@ -116,10 +117,9 @@ def train(
     found = load_latest(output_dir) if resume else None
     if found is not None:
         st.restore(found[1])
+        restore_rank_rng(found[1], cfg.train.seed, rt)
     else:
-        seed_everything(cfg.train.seed)
-    if rt.world_size > 1:
-        torch.manual_seed(cfg.train.seed * 1000 + rt.rank + st.step)  # per-rank drop path
+        seed_ranks(cfg.train.seed, rt)
     if rt.distributed:
         st.student = nn.parallel.DistributedDataParallel(
             st.student, device_ids=[rt.device.index] if rt.device.type == "cuda" else None
@@ -164,11 +164,13 @@ def _loop(
 
     def checkpoint(epoch: int) -> str | None:
         path = None
+        rng_ranks = gather_rng_states(rt)
         if rt.is_main:
             cbs.before_checkpoint(st.step)
-            path = save_checkpoint(
-                st.payload(epoch, metrics), output_dir, st.step, cfg.train.keep_checkpoints
-            )
+            payload = st.payload(epoch, metrics)
+            if rng_ranks is not None:
+                payload["rng_ranks"] = rng_ranks
+            path = save_checkpoint(payload, output_dir, st.step, cfg.train.keep_checkpoints)
             cbs.on_checkpoint(CheckpointEvent(path, st.step, epoch))
         if rt.distributed:
             dist.barrier()
