@@ -16,19 +16,9 @@ from typing import Any
 import psutil
 import torch
 
+from dino_core.runtime import cpu_flags
+
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def cpu_flags() -> set[str]:
-    """The CPU feature flags of /proc/cpuinfo (empty where it does not exist)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
 
 
 def machine() -> dict[str, Any]:
