@@ -22,6 +22,7 @@ from rich.table import Table
 from api.client import ApiClient, ApiError
 from api.gridfile import GridFileError, grid_body, render_errors
 from api.watch import jobs_table, summary_table, watch_grid
+from worker.contracts import SUCCEEDED
 
 grid_app = typer.Typer(no_args_is_help=True, help="Ablation grids: show, list, watch.")
 console = Console()
@@ -110,7 +111,7 @@ def submit(
             return
         final = _watch(client, grid["id"], timeout)
         _print_summary(client, grid["id"])
-        if final["status"] != "SUCCEEDED":
+        if final["status"] != SUCCEEDED:
             raise typer.Exit(1)
 
 
@@ -202,7 +203,7 @@ def grid_watch(
     with api_errors(), ApiClient.from_env() as client:
         final = _watch(client, grid_id, timeout)
         _print_summary(client, grid_id)
-    if final["status"] != "SUCCEEDED":
+    if final["status"] != SUCCEEDED:
         raise typer.Exit(1)
 
 

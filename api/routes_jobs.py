@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Response
 
@@ -22,12 +22,10 @@ from api.deps import Settings as SettingsDep
 from api.schemas import CancelRequest, JobDetail, JobPage, JobSubmission, JobSummary, Progress
 from orchestrator import service
 from orchestrator.schemas import JobView, UserView
-from orchestrator.states import STATES
+from worker.contracts import JobKind, JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 JobId = Annotated[str, Path(min_length=1, max_length=ID_MAX, description="job id")]
-Status = Literal["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "COLLAPSED", "DIVERGED"]
-assert set(Status.__args__) == set(STATES)  # type: ignore[attr-defined]
 
 
 def replayed(db: Db, user: UserView, key: str | None, kind: str) -> bool:
@@ -67,9 +65,9 @@ def submit_job(
 def list_jobs(
     user: CurrentUser,
     db: Db,
-    status: Status | None = None,
+    status: JobStatus | None = None,
     grid_id: Annotated[str | None, Query(max_length=ID_MAX)] = None,
-    kind: Literal["pretrain", "eval_knn", "eval_linear", "eval_attention"] | None = None,
+    kind: JobKind | None = None,
     owner: Annotated[str | None, Query(max_length=100, description="user name")] = None,
     limit: Limit = 100,
     offset: Offset = 0,

@@ -15,16 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from orchestrator.schemas import (
     DEFAULT_EVALS,
     AttemptView,
-    EvalKind,
     EventView,
     GridRequest,
     GridRow,
-    GridStatus,
     GridView,
     JobRequest,
     JobView,
 )
-from worker.spec import Resources
+from worker.contracts import EvalKind, GridStatus, Resources
 
 MAX_AXES = 8
 MAX_AXIS_VALUES = 32

@@ -159,7 +159,7 @@ def to_png(name: str, rows: Sequence[GridRow]) -> bytes:
             note += f" (collapsed: {r.collapse_kind or '?'})"
         ax.text(v or 0.0, y, f" {note}", va="center", fontsize=8)
     for baseline, style, label in ((0, ":", "random init"), (1, "--", "raw pixels")):
-        level = [b[baseline] for b in map(knn_baselines, rows) if b[baseline] is not None]
+        level = [v for v in (knn_baselines(r)[baseline] for r in rows) if v is not None]
         if level:  # the same split for every combination of a grid: one line each
             ax.axvline(sum(level) / len(level), ls=style, color="grey", label=label)
     if ax.get_legend_handles_labels()[0]:

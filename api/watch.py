@@ -13,17 +13,26 @@ from rich.table import Table
 from rich.text import Text
 
 from api.client import ApiClient
+from worker.contracts import (
+    CANCELLED,
+    COLLAPSED,
+    DIVERGED,
+    FAILED,
+    GRID_DONE,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+)
 
-STATUS_STYLE = {
-    "QUEUED": "dim",
-    "RUNNING": "cyan",
-    "SUCCEEDED": "green",
-    "FAILED": "red",
-    "CANCELLED": "yellow",
-    "COLLAPSED": "magenta",
-    "DIVERGED": "red",
+STATUS_STYLE: dict[str, str] = {
+    QUEUED: "dim",
+    RUNNING: "cyan",
+    SUCCEEDED: "green",
+    FAILED: "red",
+    CANCELLED: "yellow",
+    COLLAPSED: "magenta",
+    DIVERGED: "red",
 }
-GRID_DONE = ("SUCCEEDED", "FINISHED")
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -38,7 +47,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 def _bar(job: Mapping[str, Any]) -> ProgressBar | Text:
     total, step = job.get("total_steps"), job.get("step")
-    if job.get("status") == "SUCCEEDED":
+    if job.get("status") == SUCCEEDED:
         return ProgressBar(total=1, completed=1, width=12)
     if not total or step is None:
         return Text("")

@@ -17,6 +17,7 @@ import psutil
 import torch
 
 from dino_core.callbacks import Callback
+from dino_core.runtime import cpu_flags
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # The CPU flags recorded with every figure: the vector and matrix units that decide fp32 and
@@ -33,18 +34,6 @@ class WallClockStop(Callback):
 
     def should_stop(self) -> bool:
         return time.monotonic() >= self.deadline
-
-
-def cpu_flags() -> set[str]:
-    """The CPU feature flags of /proc/cpuinfo (empty where it does not exist)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
 
 
 def machine() -> dict[str, Any]:

@@ -32,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from worker.contracts import SUCCEEDED, CancelFn, JobResult, ProgressFn, Started
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "grid_makespan.json"
 JOB_FN = "benchmarks.grid_makespan:sleep_job"
@@ -39,15 +41,13 @@ JOB_FN = "benchmarks.grid_makespan:sleep_job"
 
 def sleep_job(
     spec: Any,
-    on_progress: Callable[[dict[str, Any]], None] | None = None,
-    should_cancel: Callable[[], bool] | None = None,
+    on_progress: ProgressFn | None = None,
+    should_cancel: CancelFn | None = None,
 ) -> Any:
     """Sleep ``spec.tags['b.seconds']``; report the wall time it measured for itself."""
-    from worker.spec import JobResult
-
     start = time.time()
     if on_progress:
-        on_progress({"event": "started", "mlflow_run_id": None, "attempt": spec.attempt})
+        on_progress(Started(mlflow_run_id=None, attempt=spec.attempt))
     seconds = float(spec.tags.get("b.seconds", "0"))
     while time.time() - start < seconds:
         if should_cancel and should_cancel():
@@ -56,7 +56,7 @@ def sleep_job(
     end = time.time()
     return JobResult(
         job_id=spec.job_id,
-        status="SUCCEEDED",
+        status=SUCCEEDED,
         metrics={"t_start": start, "t_end": end, "job_s": end - start},
     )
 
@@ -81,7 +81,7 @@ def _grid_makespan(db: Any, user: Any, seconds: float, slots: int) -> dict[str, 
     )
     t0 = time.time()
     grid = submit_grid(db, user, req)
-    _wait(lambda: get_grid(db, user, grid.id).status == "SUCCEEDED", 60 + 20 * seconds)
+    _wait(lambda: get_grid(db, user, grid.id).status == SUCCEEDED, 60 + 20 * seconds)
     jobs = get_grid(db, user, grid.id).jobs
     attempts = sorted((job_attempts(db, user, j.id)[0] for j in jobs), key=lambda a: a.claimed_at)
     ended = sorted(a.ended_at.timestamp() for a in attempts if a.ended_at)
@@ -136,7 +136,7 @@ def submit_job_and_wait(db: Any, user: Any, req: Any) -> str:
     from orchestrator.service import get_job, submit_job
 
     job = submit_job(db, user, req)
-    _wait(lambda: get_job(db, user, job.id).status == "SUCCEEDED", 120)
+    _wait(lambda: get_job(db, user, job.id).status == SUCCEEDED, 120)
     time.sleep(0.5)  # the slot is free again before the next submit
     return job.id
 

@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 from mlflow import MlflowClient  # noqa: E402
 
 from benchmarks.ui_driver import Browser, Page  # noqa: E402
+from worker.contracts import SUCCEEDED, JobSpec, MlflowTarget  # noqa: E402
 from worker.mlflow_server import local_mlflow_server  # noqa: E402
 from worker.run import run_job  # noqa: E402
-from worker.spec import JobSpec, MlflowTarget  # noqa: E402
 
 CHARTS = "^(loss|kl|teacher_entropy|student_entropy|center_norm|lr|knn_top1_k20|attn_iou_mean_map)$"
 IMAGE_KEY = "attention"
@@ -154,7 +154,7 @@ def main() -> None:
                 tags={"purpose": "docs screenshot"},
             )
             result = run_job(spec)
-            if result.status != "SUCCEEDED" or result.mlflow_run_id is None:
+            if result.status != SUCCEEDED or result.mlflow_run_id is None:
                 raise SystemExit(f"demo job ended {result.status}: {result.error}")
             run = MlflowClient(url).get_run(result.mlflow_run_id)
             run_url = f"{url}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from dino_core.callbacks import Callback, StepEvent  # noqa: E402
 from dino_core.config import DinoConfig, build_config  # noqa: E402
 from dino_core.train import train  # noqa: E402
+from worker.contracts import MLFLOW_FINISHED  # noqa: E402
 from worker.mlflow_run import RunTarget  # noqa: E402
 from worker.tracker import MlflowTracker  # noqa: E402
 from worker.tracking_session import TrackingSession  # noqa: E402
@@ -100,7 +101,7 @@ def one_run(
     with tempfile.TemporaryDirectory(prefix="dino-bench-") as out:
         train(cfg, out, callbacks, resume=False)
     if session is not None:
-        session.close("FINISHED", 300)
+        session.close(MLFLOW_FINISHED, 300)
     return timer.mean_step(warmup)
 
 

@@ -4,18 +4,30 @@
 :class:`Callback` (MLflow logging, progress to the database) and passes it to
 :func:`dino_core.train.train`. Every hook has a no-op default, so a callback overrides only
 what it needs. Hooks run on rank 0 only unless ``all_ranks`` is True.
+
+An epoch ends in two phases, so the order of the callback list does not matter: first every
+callback's :meth:`Callback.epoch_metrics` (evaluations such as the k-NN monitor return their
+numbers), then every callback's :meth:`Callback.on_epoch_end` with those numbers merged into
+the event's metrics (progress bar, tracker). Events are frozen and never mutated.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 if TYPE_CHECKING:
     import torch.nn as nn
 
     from dino_core.config import DinoConfig
+
+# How a run ended; dino_core's own names (the worker maps them to job statuses once).
+RunStatus = Literal["SUCCEEDED", "COLLAPSED", "DIVERGED", "STOPPED"]
+RUN_SUCCEEDED: Final = "SUCCEEDED"
+RUN_COLLAPSED: Final = "COLLAPSED"
+RUN_DIVERGED: Final = "DIVERGED"
+RUN_STOPPED: Final = "STOPPED"  # a callback asked to stop (cancel, early stop)
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,7 @@ class CollapseEvent:
 
 @dataclass(frozen=True)
 class EndEvent:
-    status: str  # "SUCCEEDED" | "COLLAPSED" | "DIVERGED" | "STOPPED"
+    status: RunStatus
     step: int
     epoch: int
     metrics: dict[str, float]
@@ -83,7 +95,13 @@ class Callback:
     def on_step_end(self, event: StepEvent) -> None:
         return None
 
+    def epoch_metrics(self, event: EpochEvent) -> dict[str, float]:
+        """Metrics this callback measures at the end of ``event``'s epoch (an evaluation);
+        every callback's :meth:`on_epoch_end` then sees them in ``event.metrics``."""
+        return {}
+
     def on_epoch_end(self, event: EpochEvent) -> None:
+        """The epoch's metrics, including every callback's :meth:`epoch_metrics`."""
         return None
 
     def before_checkpoint(self, step: int) -> None:
@@ -119,9 +137,23 @@ class CallbackList(Callback):
         for c in self.callbacks:
             c.on_step_end(event)
 
-    def on_epoch_end(self, event: EpochEvent) -> None:
+    def epoch_metrics(self, event: EpochEvent) -> dict[str, float]:
+        merged: dict[str, float] = {}
         for c in self.callbacks:
-            c.on_epoch_end(event)
+            for key, value in c.epoch_metrics(event).items():
+                if key in merged or key in event.metrics:
+                    raise ValueError(
+                        f"{type(c).__name__} reports epoch metric {key!r}, which another "
+                        "callback or the trainer already reported: give it another name"
+                    )
+                merged[key] = value
+        return merged
+
+    def on_epoch_end(self, event: EpochEvent) -> None:
+        """Both phases: measure (:meth:`epoch_metrics`), then tell every callback."""
+        full = replace(event, metrics={**event.metrics, **self.epoch_metrics(event)})
+        for c in self.callbacks:
+            c.on_epoch_end(full)
 
     def before_checkpoint(self, step: int) -> None:
         for c in self.callbacks:

@@ -1,4 +1,6 @@
-"""``dino train CONFIG [--set k=v ...] [--output DIR]``: one run from a YAML preset."""
+"""``dino train CONFIG [--set k=v ...] [--output DIR]``: one run from a YAML preset.
+
+The command is mounted on the ``dino`` app by ``api/cli.py``."""
 
 from __future__ import annotations
 
@@ -8,13 +10,10 @@ from typing import Any
 
 import typer
 
-from dino_core.callbacks import Callback
+from dino_core.callbacks import RUN_STOPPED, RUN_SUCCEEDED, Callback
 from dino_core.config import ConfigError, DinoConfig, load_config
 
-app = typer.Typer(add_completion=False, help="DINO pretraining on this machine.")
 
-
-@app.command("train")
 def train_command(
     config: Path = typer.Argument(..., help="YAML config (see configs/)"),
     set_: list[str] = typer.Option([], "--set", help="override, e.g. loss.teacher_temp=0.05"),
@@ -46,7 +45,7 @@ def train_command(
     if result.error:
         summary["error"] = result.error
     typer.echo(json.dumps(summary, indent=2))
-    if result.status not in ("SUCCEEDED", "STOPPED"):
+    if result.status not in (RUN_SUCCEEDED, RUN_STOPPED):
         raise typer.Exit(1)
 
 

@@ -62,7 +62,8 @@ def detect_runtime(cfg: TrainConfig) -> Runtime:
 
 
 @functools.cache
-def _cpu_flags() -> frozenset[str]:
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags of /proc/cpuinfo (empty where it does not exist)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -79,7 +80,7 @@ def bf16_is_fast(device: torch.device) -> bool:
     emulates bf16 and a bf16 step is several times slower than fp32."""
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
-    flags = _cpu_flags()
+    flags = cpu_flags()
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 

@@ -1,7 +1,8 @@
 """The full training state as a checkpoint payload, and its restoration.
 
 Everything a bitwise-exact resume needs: both networks, optimiser, loss centre, grad scaler,
-step, epoch, all RNG states, the collapse detector's window and the resolved config.
+step, epoch, all RNG states (every rank's, added by :mod:`dino_core.rank_rng`), the collapse
+detector's window and the resolved config.
 Augmentation randomness is a pure function of (seed, epoch, index), so no loader state is kept.
 """
 

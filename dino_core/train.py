@@ -18,6 +18,10 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from dino_core.callbacks import (
+    RUN_COLLAPSED,
+    RUN_DIVERGED,
+    RUN_STOPPED,
+    RUN_SUCCEEDED,
     Callback,
     CallbackList,
     CheckpointEvent,
@@ -25,6 +29,7 @@ from dino_core.callbacks import (
     EndEvent,
     EpochEvent,
     RunInfo,
+    RunStatus,
     StepEvent,
 )
 from dino_core.checkpoint import load_latest, save_checkpoint
@@ -35,6 +40,7 @@ from dino_core.metrics_file import MetricsFile, write_config
 from dino_core.models import build_model
 from dino_core.monitor import CollapseDetector, step_statistics
 from dino_core.optim import build_optimizer, clip_per_parameter, drop_last_layer_grads, set_schedule
+from dino_core.rank_rng import gather_rng_states, restore_rank_rng, seed_ranks
 from dino_core.runtime import Runtime, autocast, detect_runtime, seed_everything
 from dino_core.schedules import Schedules
 from dino_core.state import TrainingState, backbone_of
@@ -43,7 +49,7 @@ from dino_core.teacher import ema_update, make_teacher
 
 @dataclass
 class TrainResult:
-    status: str  # SUCCEEDED | COLLAPSED | DIVERGED | STOPPED
+    status: RunStatus
     step: int
     epoch: int
     metrics: dict[str, float]
@@ -111,10 +117,9 @@ def train(
     found = load_latest(output_dir) if resume else None
     if found is not None:
         st.restore(found[1])
+        restore_rank_rng(found[1], cfg.train.seed, rt)
     else:
-        seed_everything(cfg.train.seed)
-    if rt.world_size > 1:
-        torch.manual_seed(cfg.train.seed * 1000 + rt.rank + st.step)  # per-rank drop path
+        seed_ranks(cfg.train.seed, rt)
     if rt.distributed:
         st.student = nn.parallel.DistributedDataParallel(
             st.student, device_ids=[rt.device.index] if rt.device.type == "cuda" else None
@@ -159,17 +164,19 @@ def _loop(
 
     def checkpoint(epoch: int) -> str | None:
         path = None
+        rng_ranks = gather_rng_states(rt)
         if rt.is_main:
             cbs.before_checkpoint(st.step)
-            path = save_checkpoint(
-                st.payload(epoch, metrics), output_dir, st.step, cfg.train.keep_checkpoints
-            )
+            payload = st.payload(epoch, metrics)
+            if rng_ranks is not None:
+                payload["rng_ranks"] = rng_ranks
+            path = save_checkpoint(payload, output_dir, st.step, cfg.train.keep_checkpoints)
             cbs.on_checkpoint(CheckpointEvent(path, st.step, epoch))
         if rt.distributed:
             dist.barrier()
         return path
 
-    def end(status: str, epoch: int, **kw: Any) -> TrainResult:
+    def end(status: RunStatus, epoch: int, **kw: Any) -> TrainResult:
         res = TrainResult(status, st.step, epoch, dict(metrics), last_ckpt, **kw)
         cbs.on_train_end(
             EndEvent(
@@ -224,7 +231,7 @@ def _loop(
             values = dict(zip(_STAT_KEYS, reduced, strict=True))
             if not math.isfinite(float(loss.detach())) or not math.isfinite(values["loss"]):
                 return end(
-                    "DIVERGED",
+                    RUN_DIVERGED,
                     epoch,
                     error=f"loss is {values['loss']} at step {st.step + 1}; "
                     f"the last good checkpoint is kept",
@@ -260,7 +267,7 @@ def _loop(
                 cbs.on_collapse(CollapseEvent(collapse[0], st.step, collapse[1]))
                 if cfg.train.collapse_action == "stop":
                     last_ckpt = checkpoint(epoch) or last_ckpt
-                    return end("COLLAPSED", epoch, collapse={"kind": collapse[0], **collapse[1]})
+                    return end(RUN_COLLAPSED, epoch, collapse={"kind": collapse[0], **collapse[1]})
                 st.detector.history.clear()
             every = cfg.train.checkpoint_every_steps
             at_epoch_end = st.step % sched.steps_per_epoch == 0
@@ -270,7 +277,7 @@ def _loop(
             if stopped or st.step >= stop_at:
                 if not at_epoch_end:
                     last_ckpt = checkpoint(epoch) or last_ckpt
-                    return end("STOPPED" if stopped else "SUCCEEDED", epoch)
+                    return end(RUN_STOPPED if stopped else RUN_SUCCEEDED, epoch)
                 break
         last_ckpt = checkpoint(epoch + 1) or last_ckpt
         epoch_metrics = {f"epoch_{k}": v / max(n_in_epoch, 1) for k, v in epoch_sums.items()}
@@ -284,5 +291,5 @@ def _loop(
             )
         )
         if stopped and st.step < stop_at:
-            return end("STOPPED", epoch + 1)
-    return end("SUCCEEDED", sched.epoch(max(st.step - 1, 0)) + 1)
+            return end(RUN_STOPPED, epoch + 1)
+    return end(RUN_SUCCEEDED, sched.epoch(max(st.step - 1, 0)) + 1)

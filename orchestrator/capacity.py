@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from worker.spec import Resources
+from worker.contracts import Resources
 
 Bundle = dict[str, float]
 _EPS = 1e-9

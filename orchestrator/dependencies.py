@@ -6,7 +6,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.models import Job, utcnow
-from orchestrator.states import CANCELLED, QUEUED, record_event, transition
+from orchestrator.states import record_event, transition
+from worker.contracts import CANCELLED, QUEUED
 
 
 def release_dependents(session: Session, job: Job, checkpoint_uri: str | None) -> int:

@@ -16,6 +16,7 @@ from sqlalchemy import update
 
 from orchestrator.db import Database
 from orchestrator.models import Grid
+from worker.contracts import MLFLOW_FAILED, MLFLOW_FINISHED
 
 TAG_GRID = "dino.grid_id"
 
@@ -77,4 +78,5 @@ def ensure_parent_run(db: Database, grid_id: str, tracking_uri: str) -> str:
 
 def finish_parent_run(tracking_uri: str, run_id: str, succeeded: bool) -> None:
     """Mark the parent run FINISHED (every job succeeded) or FAILED."""
-    _client(tracking_uri).set_terminated(run_id, status="FINISHED" if succeeded else "FAILED")
+    status = MLFLOW_FINISHED if succeeded else MLFLOW_FAILED
+    _client(tracking_uri).set_terminated(run_id, status=status)

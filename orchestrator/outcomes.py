@@ -19,17 +19,28 @@ from orchestrator.errors import StaleStateError
 from orchestrator.models import Attempt, Job, utcnow
 from orchestrator.runner import actor_name
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.states import (
+from orchestrator.states import record_event, transition
+from worker.contracts import (
+    ABANDONED,
     CANCELLED,
     COLLAPSED,
     FAILED,
+    LOST,
     QUEUED,
     RUNNING,
     SUCCEEDED,
-    record_event,
-    transition,
+    AttemptStatus,
+    CheckpointSaved,
+    Collapsed,
+    EndStatus,
+    JobResult,
+    JobStatus,
+    Progress,
+    Started,
+    Warned,
+    WorkerEvent,
+    event_to_json,
 )
-from worker.spec import JobResult
 
 
 def json_safe(value: Any) -> Any:
@@ -86,34 +97,31 @@ def _guard(job_id: str, attempt: int, orchestrator_id: str) -> Any:
 
 
 def apply_events(
-    db: Database, job_id: str, attempt: int, orchestrator_id: str, events: list[dict[str, Any]]
+    db: Database, job_id: str, attempt: int, orchestrator_id: str, events: list[WorkerEvent]
 ) -> bool:
     """Write a batch of worker events (latest progress wins); False if the job is not ours."""
     values: dict[str, Any] = {"updated_at": utcnow()}
     logged: list[tuple[str, str, dict[str, Any]]] = []
     attempt_values: dict[str, Any] = {}
     for ev in events:
-        kind = str(ev.get("event", "unknown"))
-        if kind == "progress":
-            for key in ("step", "epoch", "total_steps"):
-                if ev.get(key) is not None:
-                    values[key] = int(ev[key])
-            values["metrics"] = json_safe(dict(ev.get("metrics") or {}))
-        elif kind == "started":
-            if ev.get("mlflow_run_id"):
-                values["mlflow_run_id"] = attempt_values["mlflow_run_id"] = ev["mlflow_run_id"]
-            attempt_values["started_at"] = utcnow()
-            logged.append(("started", f"attempt {attempt} started", json_safe(ev)))
-        elif kind == "checkpoint":
-            values["checkpoint_uri"] = ev.get("uri")
-            logged.append(("checkpoint", f"checkpoint at step {ev.get('step')}", json_safe(ev)))
-        elif kind == "collapse":
-            values.update(collapsed=True, collapse_kind=str(ev.get("kind")))
-            logged.append(("collapse", f"{ev.get('kind')} collapse detected", json_safe(ev)))
-        elif kind == "warning":
-            logged.append(("warning", str(ev.get("message", "")), {}))
-        else:
-            logged.append((kind, "worker event", json_safe(ev)))
+        data = json_safe(event_to_json(ev))
+        match ev:
+            case Progress():
+                values.update(step=ev.step, epoch=ev.epoch, total_steps=ev.total_steps)
+                values["metrics"] = json_safe(dict(ev.metrics))
+            case Started(mlflow_run_id=run_id):
+                if run_id:
+                    values["mlflow_run_id"] = attempt_values["mlflow_run_id"] = run_id
+                attempt_values["started_at"] = utcnow()
+                logged.append(("started", f"attempt {attempt} started", data))
+            case CheckpointSaved(uri=uri, step=step):
+                values["checkpoint_uri"] = uri
+                logged.append(("checkpoint", f"checkpoint at step {step}", data))
+            case Collapsed(kind=kind):
+                values.update(collapsed=True, collapse_kind=kind)
+                logged.append(("collapse", f"{kind} collapse detected", data))
+            case Warned(message=message):
+                logged.append(("warning", message, {}))
     with db.session() as s:
         res = s.execute(update(Job).where(_guard(job_id, attempt, orchestrator_id)).values(values))
         if res.rowcount != 1:  # type: ignore[attr-defined]
@@ -135,7 +143,7 @@ def apply_events(
 
 def _retry_or_fail(
     s: Session, job: Job, reason: str, error: str | None, settings: OrchestratorSettings
-) -> str:
+) -> JobStatus:
     failed = job.failed_attempts + 1
     if failed < job.max_attempts:
         delay = settings.backoff_s(failed)
@@ -176,7 +184,7 @@ def finish(
     *,
     result: JobResult | None = None,
     failure: str | None = None,
-) -> str | None:
+) -> JobStatus | None:
     """Record how an attempt ended: a JobResult, or ``failure`` (an exception or a dead actor).
 
     Returns the job's new status, or None when the job was no longer this attempt's.
@@ -185,9 +193,9 @@ def finish(
         job = s.scalars(select(Job).where(_guard(job_id, attempt, orchestrator_id))).first()
         if job is None:
             return None
-        status = result.status if result is not None else FAILED
+        status: EndStatus = result.status if result is not None else FAILED
         error = result.error if result is not None else failure
-        att_status = status if result is not None else "LOST"
+        att_status: AttemptStatus = status if result is not None else LOST
         values: dict[str, Any] = {}
         if result is not None:
             values["result_metrics"] = json_safe(dict(result.metrics))
@@ -250,11 +258,13 @@ def requeue_on_shutdown(db: Database, job_id: str, attempt: int, orchestrator_id
             "will resume from the checkpoint",
             values={"attempt": attempt + 1, "claimed_by": None, "queued_at": utcnow()},
         )
-        _end_attempt(s, job_id, attempt, "ABANDONED", None)
+        _end_attempt(s, job_id, attempt, ABANDONED, None)
         return True
 
 
-def _end_attempt(s: Session, job_id: str, attempt: int, status: str, error: str | None) -> None:
+def _end_attempt(
+    s: Session, job_id: str, attempt: int, status: AttemptStatus, error: str | None
+) -> None:
     s.execute(
         update(Attempt)
         .where(Attempt.job_id == job_id, Attempt.number == attempt)

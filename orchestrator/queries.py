@@ -7,7 +7,7 @@ from sqlalchemy.orm import aliased
 
 from orchestrator.db import Database
 from orchestrator.models import Attempt, Grid, Job, utcnow
-from orchestrator.states import QUEUED, RUNNING, SUCCEEDED
+from worker.contracts import QUEUED, RUNNING, SUCCEEDED
 
 
 def ready_jobs(db: Database, limit: int) -> list[Job]:
@@ -63,7 +63,7 @@ def take_over(db: Database, job_id: str, attempt: int, old: str | None, new: str
             .where(Job.id == job_id, Job.status == RUNNING, Job.attempt == attempt, owner)
             .values(claimed_by=new, updated_at=utcnow())
         )
-        return res.rowcount == 1  # type: ignore[attr-defined]
+        return bool(res.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def unreleased_attempts(db: Database, live: set[str]) -> list[tuple[str, int, str]]:

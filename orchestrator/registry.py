@@ -62,7 +62,7 @@ def _process_gone(row: Orchestrator) -> bool:
         return False
     try:
         proc = psutil.Process(row.pid)
-        return proc.create_time() > row.started_at.timestamp() + 5.0
+        return float(proc.create_time()) > row.started_at.timestamp() + 5.0
     except psutil.NoSuchProcess:
         return True
     except psutil.Error:

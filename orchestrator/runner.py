@@ -14,9 +14,9 @@ import os
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from worker.spec import JobResult, JobSpec
+from worker.contracts import JobResult, JobSpec, PollReply, Progress, WorkerEvent
 
 JobFn = Callable[..., Any]
 MAX_ERROR_CHARS = 8000
@@ -34,7 +34,7 @@ def load_job_fn(path: str) -> JobFn:
     fn = getattr(importlib.import_module(module_name), attr, None)
     if not callable(fn):
         raise ValueError(f"job function {path!r}: {attr!r} is not a callable in {module_name}")
-    return fn
+    return cast(JobFn, fn)
 
 
 def _node_id() -> str | None:
@@ -51,11 +51,11 @@ class JobRunner:
 
     def __init__(self, spec_json: str, job_fn: str) -> None:
         self._cond = threading.Condition()
-        self._events: list[dict[str, Any]] = []
+        self._events: list[WorkerEvent] = []
         self._base = 0  # absolute index of self._events[0]
         self._last_urgent = -1  # absolute index of the newest non-progress event
         self._done = False
-        self._result: dict[str, Any] | None = None
+        self._result: JobResult | None = None
         self._error: str | None = None
         self._cancel = threading.Event()
         self._node_id = _node_id()
@@ -65,26 +65,26 @@ class JobRunner:
         self._thread.start()
 
     def _run(self, spec_json: str, job_fn: str) -> None:
-        result: dict[str, Any] | None = None
+        result: JobResult | None = None
         error: str | None = None
         try:
             spec = JobSpec.model_validate_json(spec_json)
             out = load_job_fn(job_fn)(spec, self._on_progress, self._cancel.is_set)
-            result = JobResult.model_validate(out).model_dump(mode="json")
+            result = JobResult.model_validate(out)
         except BaseException:  # the attempt failed: report it instead of dying silently
             error = traceback.format_exc()[-MAX_ERROR_CHARS:]
         with self._cond:
             self._result, self._error, self._done = result, error, True
             self._cond.notify_all()
 
-    def _on_progress(self, event: dict[str, Any]) -> None:
+    def _on_progress(self, event: WorkerEvent) -> None:
         with self._cond:
-            self._events.append(dict(event))
-            if event.get("event") != "progress":
+            self._events.append(event)
+            if not isinstance(event, Progress):
                 self._last_urgent = self._base + len(self._events) - 1
                 self._cond.notify_all()
 
-    def poll(self, cursor: int | None, wait_s: float) -> dict[str, Any]:
+    def poll(self, cursor: int | None, wait_s: float) -> PollReply:
         """Events from ``cursor`` on (None = all still kept) and the outcome once done.
 
         Events before ``cursor`` are acknowledged and dropped. Waits up to ``wait_s`` for an
@@ -95,15 +95,15 @@ class JobRunner:
             del self._events[: start - self._base]
             self._base = start
             self._cond.wait_for(lambda: self._done or self._last_urgent >= start, wait_s)
-            return {
-                "events": list(self._events),
-                "cursor": self._base + len(self._events),
-                "done": self._done,
-                "result": self._result,
-                "error": self._error,
-                "pid": os.getpid(),
-                "node_id": self._node_id,
-            }
+            return PollReply(
+                events=list(self._events),
+                cursor=self._base + len(self._events),
+                done=self._done,
+                result=self._result,
+                error=self._error,
+                pid=os.getpid(),
+                node_id=self._node_id,
+            )
 
     def cancel(self) -> None:
         """Ask the job to stop (its ``should_cancel`` turns True)."""

@@ -27,7 +27,7 @@ from orchestrator.runner import JobRunner, actor_name
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.specs import actor_options, build_spec
 from orchestrator.states import record_event
-from worker.spec import JobResult, Resources
+from worker.contracts import JobResult, PollReply, Resources
 
 log = logging.getLogger(__name__)
 RELEASE_CREDIT_S = 2.0  # how long a killed actor's resources count as free before Ray says so
@@ -260,35 +260,34 @@ class Scheduler:
     def _on_reply(self, t: Tracked, ref: Any) -> None:
         t.ref = None
         try:
-            reply = ray.get(ref)
+            reply: PollReply = ray.get(ref)
         except ActorUnavailableError:
             return  # transient: ask again next pass
         except RayError as err:
             self._end(t, failure=f"the Ray actor of attempt {t.attempt} died: {_first_line(err)}")
             return
         if t.node_id is None:
-            t.node_id = str(reply["node_id"])
+            t.node_id = str(reply.node_id)
             with self.db.session() as s:
                 record_event(
                     s,
                     "placed",
-                    f"attempt {t.attempt} runs in process {reply['pid']} on node "
-                    f"{reply['node_id']}",
+                    f"attempt {t.attempt} runs in process {reply.pid} on node {reply.node_id}",
                     job_id=t.job_id,
                     attempt=t.attempt,
-                    data={"pid": reply["pid"], "node_id": reply["node_id"]},
+                    data={"pid": reply.pid, "node_id": reply.node_id},
                 )
-        events = reply["events"]
+        events = reply.events
         if events and not outcomes.apply_events(self.db, t.job_id, t.attempt, self.id, events):
             log.warning("job %s attempt %s is no longer ours", t.job_id, t.attempt)
             self.tracked.pop(t.job_id, None)
             return
-        t.cursor = reply["cursor"]
-        if reply["done"]:
-            if reply["result"] is not None:
-                self._end(t, result=JobResult.model_validate(reply["result"]))
+        t.cursor = reply.cursor
+        if reply.done:
+            if reply.result is not None:
+                self._end(t, result=reply.result)
             else:
-                self._end(t, failure=f"the job function raised:\n{reply['error']}")
+                self._end(t, failure=f"the job function raised:\n{reply.error}")
 
     def _end(
         self, t: Tracked, *, result: JobResult | None = None, failure: str | None = None

@@ -7,12 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from worker.spec import JobKind, Resources
+from worker.contracts import PRETRAIN, EvalKind, GridStatus, JobKind, Resources
 
 Role = Literal["user", "admin"]
-EvalKind = Literal["eval_knn", "eval_attention", "eval_linear"]
 DEFAULT_EVALS: tuple[EvalKind, ...] = ("eval_knn", "eval_attention")
-GridStatus = Literal["QUEUED", "RUNNING", "SUCCEEDED", "FINISHED"]
 
 
 class _Request(BaseModel):
@@ -27,7 +25,7 @@ class JobRequest(_Request):
     """One job. ``config`` is a (partial) DinoConfig dict; ``overrides`` dotted fields on top."""
 
     name: str | None = Field(None, max_length=200)
-    kind: JobKind = "pretrain"
+    kind: JobKind = PRETRAIN
     config: dict[str, Any] = Field(default_factory=dict)
     overrides: dict[str, Any] | list[str] = Field(default_factory=dict)
     resources: Resources = Field(default_factory=lambda: Resources.model_validate({}))

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 PRODUCTION_JOB_FN = "worker.run:run_job"
 DEFAULT_NAMESPACE = "dino"
+DEFAULT_LEASE_S = 20.0  # also what a heartbeat without its own lease_s is judged by
 
 
 class OrchestratorSettings(BaseModel):
@@ -29,7 +30,9 @@ class OrchestratorSettings(BaseModel):
     poll_interval_s: float = Field(0.25, gt=0, description="longest sleep between loop passes")
     actor_wait_s: float = Field(1.0, gt=0, description="long-poll wait inside a job actor")
     heartbeat_s: float = Field(2.0, gt=0, description="orchestrator heartbeat period")
-    lease_s: float = Field(20.0, gt=0, description="no heartbeat this long = orchestrator dead")
+    lease_s: float = Field(
+        DEFAULT_LEASE_S, gt=0, description="no heartbeat this long = orchestrator dead"
+    )
     cancel_grace_s: float = Field(15.0, ge=0, description="cooperative cancel before ray.kill")
     backoff_base_s: float = Field(10.0, ge=0, description="retry delay after the 1st failure")
     backoff_max_s: float = Field(600.0, ge=0, description="retry delay cap")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.models import Job
-from worker.spec import JobSpec, MlflowTarget, Resources
+from worker.contracts import JobSpec, MlflowTarget, Resources
 
 ACTOR_CONCURRENCY = 4  # poll, cancel and spare threads next to the job's own thread
 

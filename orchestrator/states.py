@@ -1,9 +1,10 @@
 """The job state machine and the one function that moves a job between states.
 
 QUEUED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED | COLLAPSED | DIVERGED; QUEUED ->
-CANCELLED; RUNNING -> QUEUED is a retry (attempt + 1). Each move is a conditional UPDATE
-(``WHERE id = ? AND status = <from>``) so two processes never both make it, and each one is
-recorded as an event with its reason.
+CANCELLED; RUNNING -> QUEUED is a retry (attempt + 1). The status names are defined in
+``worker/contracts/status.py``. Each move is a conditional UPDATE (``WHERE id = ? AND
+status = <from>``) so two processes never both make it, and each one is recorded as an
+event with its reason.
 """
 
 from __future__ import annotations
@@ -17,17 +18,17 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from orchestrator.errors import IllegalTransitionError, StaleStateError
 from orchestrator.models import Event, Job, utcnow
+from worker.contracts import (
+    CANCELLED,
+    COLLAPSED,
+    DIVERGED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    TERMINAL,
+)
 
-QUEUED: Final = "QUEUED"
-RUNNING: Final = "RUNNING"
-SUCCEEDED: Final = "SUCCEEDED"
-FAILED: Final = "FAILED"
-CANCELLED: Final = "CANCELLED"
-COLLAPSED: Final = "COLLAPSED"
-DIVERGED: Final = "DIVERGED"
-
-STATES: Final = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, COLLAPSED, DIVERGED)
-TERMINAL: Final = frozenset({SUCCEEDED, FAILED, CANCELLED, COLLAPSED, DIVERGED})
 ALLOWED: Final[dict[str, frozenset[str]]] = {
     QUEUED: frozenset({RUNNING, CANCELLED}),
     RUNNING: frozenset({QUEUED, SUCCEEDED, FAILED, CANCELLED, COLLAPSED, DIVERGED}),

@@ -8,16 +8,23 @@ from the newest checkpoint there is the job's resume.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from dino_core.config import DinoConfig
 from dino_core.train import train
+from worker.contracts import (
+    CANCELLED,
+    MLFLOW_KILLED,
+    MLFLOW_STATUS,
+    CancelFn,
+    JobResult,
+    JobSpec,
+    ProgressFn,
+    Started,
+    Warned,
+)
 from worker.epoch_eval import epoch_monitors
 from worker.mlflow_run import RunTarget
-from worker.outcome import MLFLOW_STATUS, failed, from_train
-from worker.progress import CancelFn, ProgressReporter
-from worker.spec import JobResult, JobSpec
+from worker.outcome import failed, from_train
+from worker.progress import ProgressReporter
 from worker.tracker import MlflowTracker
 from worker.tracking_session import TrackingSession
 
@@ -25,16 +32,14 @@ OPEN_WAIT_S = 30.0  # wait this long for the MLflow run before training starts r
 CLOSE_WAIT_S = 120.0
 
 
-def open_session(
-    spec: JobSpec, target: RunTarget, emit: Callable[[dict[str, Any]], None]
-) -> TrackingSession:
+def open_session(spec: JobSpec, target: RunTarget, emit: ProgressFn) -> TrackingSession:
     """Start the job's tracking session; ``started`` is emitted once the run exists."""
 
     def started(run_id: str) -> None:
-        emit({"event": "started", "mlflow_run_id": run_id, "attempt": spec.attempt})
+        emit(Started(mlflow_run_id=run_id, attempt=spec.attempt))
 
     def warning(message: str) -> None:
-        emit({"event": "warning", "message": message})
+        emit(Warned(message=message))
 
     session = TrackingSession(target, on_warning=warning, on_open=started).start()
     session.wait_open(OPEN_WAIT_S)
@@ -54,7 +59,7 @@ def pretrain_attempt(
     spec: JobSpec,
     config: DinoConfig,
     target: RunTarget | None,
-    emit: Callable[[dict[str, Any]], None],
+    emit: ProgressFn,
     should_cancel: CancelFn | None,
 ) -> JobResult:
     """Train ``config`` into ``spec.storage_uri``; ``target`` None = a non-zero rank."""
@@ -93,8 +98,8 @@ def pretrain_attempt(
     except Exception as err:
         result = failed(spec.job_id, err, session.run_id)
     except BaseException:
-        session.set_tags({"dino.status": "CANCELLED"})
-        session.close("KILLED", timeout=10.0)
+        session.set_tags({"dino.status": CANCELLED})
+        session.close(MLFLOW_KILLED, timeout=10.0)
         raise
     finish_session(session, result)
     return result.model_copy(update={"mlflow_run_id": session.run_id})

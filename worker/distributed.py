@@ -3,8 +3,9 @@
 Every rank runs :func:`worker.attempt.pretrain_attempt`; dino_core picks up the process group
 Ray Train set up, splits the global batch across ranks and calls callbacks on rank 0 only.
 Rank 0 tracks to MLflow itself (the job's own run; Ray's ``MLflowLoggerCallback`` is not
-used, see DESIGN.md) and sends progress events through a small :class:`JobChannel` actor,
-which the calling process drains into ``on_progress``; cancellation goes the other way.
+used: it keeps trial -> run in memory and Train V2 rejects it) and sends progress events
+through a small :class:`JobChannel` actor, which the calling process drains into
+``on_progress``; cancellation goes the other way.
 
 Resources are per worker: ``num_cpus``/``num_gpus``/``custom`` of the spec are reserved for
 each of the ``num_workers`` ranks. The calling process itself needs no CPU of its own.
@@ -12,24 +13,37 @@ each of the ``num_workers`` ranks. The calling process itself needs no CPU of it
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import ray
 
 from dino_core.config import DinoConfig, build_config
+from worker.contracts import (
+    FAILED,
+    CancelFn,
+    JobResult,
+    JobSpec,
+    ProgressFn,
+    WorkerEvent,
+    event_from_json,
+    event_to_json,
+)
 from worker.mlflow_run import RunTarget
 from worker.outcome import failed
-from worker.progress import CANCEL_POLL_S, CancelFn
-from worker.spec import JobResult, JobSpec
+from worker.progress import CANCEL_POLL_S
 
+log = logging.getLogger(__name__)
 DRAIN_INTERVAL_S = 0.2
 
 
 @ray.remote(num_cpus=0)
 class JobChannel:
-    """Rank 0 ⇄ caller: progress events one way, the cancel flag and the result the other."""
+    """Rank 0 ⇄ caller: progress events one way, the cancel flag and the result the other.
+
+    Events and the result travel as their JSON objects (``event_to_json``,
+    ``JobResult.model_dump``)."""
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
@@ -69,8 +83,8 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
         pretrain_attempt(spec, config, None, lambda _e: None, None)
         return
 
-    def emit(event: dict[str, Any]) -> None:
-        channel.push.remote(event)
+    def emit(event: WorkerEvent) -> None:
+        channel.push.remote(event_to_json(event))
 
     def should_cancel() -> bool:
         return bool(ray.get(channel.cancelled.remote()))
@@ -78,7 +92,7 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
     target = RunTarget(**loop_config["target"])
     result = pretrain_attempt(spec, config, target, emit, should_cancel)
     ray.get(channel.set_result.remote(result.model_dump(mode="json")))
-    if result.status == "FAILED":  # the other ranks may wait in a collective: end the group
+    if result.status == FAILED:  # the other ranks may wait in a collective: end the group
         raise RuntimeError(f"rank 0 failed: {result.error}")
 
 
@@ -96,7 +110,7 @@ def _scaling(spec: JobSpec) -> Any:
 
 def _forward(
     channel: Any,
-    emit: Callable[[dict[str, Any]], None],
+    emit: ProgressFn,
     should_cancel: CancelFn | None,
     done: threading.Event,
 ) -> None:
@@ -105,7 +119,7 @@ def _forward(
     while True:
         finished = done.wait(DRAIN_INTERVAL_S)
         for event in ray.get(channel.drain.remote()):
-            emit(event)
+            emit(event_from_json(event))
         if finished:
             return
         since_poll += DRAIN_INTERVAL_S
@@ -115,14 +129,14 @@ def _forward(
                 if should_cancel():
                     channel.request_cancel.remote()
             except Exception:  # a broken cancel check must not end the job
-                continue
+                log.exception("the cancel check or its relay to rank 0 failed; asking again")
 
 
 def run_distributed(
     spec: JobSpec,
     config: DinoConfig,
     target: RunTarget,
-    emit: Callable[[dict[str, Any]], None],
+    emit: ProgressFn,
     should_cancel: CancelFn | None,
 ) -> JobResult:
     """Run the attempt on ``spec.resources.num_workers`` Ray Train workers."""
@@ -172,7 +186,7 @@ def run_distributed(
 
 
 def _record_failure(
-    spec: JobSpec, target: RunTarget, emit: Callable[[dict[str, Any]], None], error: BaseException
+    spec: JobSpec, target: RunTarget, emit: ProgressFn, error: BaseException
 ) -> JobResult:
     """A rank died before rank 0 could report: mark the job's run FAILED from here."""
     from worker.attempt import finish_session, open_session

@@ -3,10 +3,11 @@
 :class:`dino_core.eval.monitor.KnnMonitor` (``eval.knn_every_epochs``: weighted k-NN of the
 teacher, paper Sec. 4.1) and :class:`~dino_core.eval.monitor.AttentionMonitor`
 (``eval.attention_every_epochs``: last-block CLS attention figure, paper Sec. 4.2 / Fig. 3,
-and the mask IoU on synthetic data) add their numbers to the epoch event's metrics, which
-the tracker, listed after them, logs. The attention figure is also logged as the MLflow image
-``attention`` with ``step=epoch`` so the UI shows it evolve; for remote storage the figures
-go to a local temporary directory first.
+and the mask IoU on synthetic data) return their numbers as epoch metrics, which the
+callback list merges into the epoch event the tracker logs (wherever it is listed). The
+attention figure is also logged as the MLflow image ``attention`` with ``step=epoch`` so
+the UI shows it evolve; for remote storage the figures go to a local temporary directory
+first.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class AttentionFigures(AttentionMonitor):
 
 
 def epoch_monitors(cfg: DinoConfig) -> tuple[list[Callback], list[EpochHook]]:
-    """Monitor callbacks (to run before the tracker) and the tracker's image hooks."""
+    """Monitor callbacks and the tracker's image hooks."""
     callbacks: list[Callback] = []
     hooks: list[EpochHook] = []
     if cfg.eval.knn_every_epochs:

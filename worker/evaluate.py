@@ -23,10 +23,10 @@ from pydantic import ValidationError
 from dino_core.eval.options import EVAL_OPTIONS, option_problems
 from dino_core.eval.run import DataOverrides, run_attention_eval, run_knn_eval, run_linear_eval
 from worker.attempt import finish_session, open_session
+from worker.contracts import CANCELLED, SUCCEEDED, CancelFn, JobResult, JobSpec, ProgressFn
 from worker.mlflow_run import RunTarget
 from worker.outcome import failed
-from worker.progress import CancelFn, finite
-from worker.spec import JobResult, JobSpec
+from worker.progress import finite
 from worker.tracking_session import TrackingSession
 
 RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -64,7 +64,7 @@ def _record(session: TrackingSession, result: dict[str, Any], out_dir: Path) -> 
 def evaluate_job(
     spec: JobSpec,
     target: RunTarget,
-    emit: Callable[[dict[str, Any]], None],
+    emit: ProgressFn,
     should_cancel: CancelFn | None,
 ) -> JobResult:
     """Score ``spec.source_checkpoint``; the result's metrics are the runner's flat metrics."""
@@ -78,7 +78,7 @@ def evaluate_job(
     session = open_session(spec, target, emit)
     session.log_params({f"eval_options.{k}": v for k, v in spec.eval_options.items()})
     if should_cancel is not None and should_cancel():
-        result = JobResult(job_id=spec.job_id, status="CANCELLED", mlflow_run_id=session.run_id)
+        result = JobResult(job_id=spec.job_id, status=CANCELLED, mlflow_run_id=session.run_id)
         finish_session(session, result)
         return result
     local = "://" not in spec.storage_uri
@@ -98,7 +98,7 @@ def evaluate_job(
                 session.flush(300.0)  # artifacts are read from the temporary directory
         result = JobResult(
             job_id=spec.job_id,
-            status="SUCCEEDED",
+            status=SUCCEEDED,
             metrics=finite(report.get("metrics", {})),
             checkpoint_uri=spec.source_checkpoint,
             mlflow_run_id=session.run_id,

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlflow import MlflowClient
-from mlflow.entities import RunStatus, RunTag, ViewType
+from mlflow.entities import RunTag, ViewType
 from mlflow.exceptions import MlflowException
 
+from worker.contracts import MLFLOW_RUNNING, JobSpec
 from worker.settings import default_artifact_root, default_tracking_uri
-from worker.spec import JobSpec
 
 TAG_JOB = "dino.job_id"
 TAG_GRID = "dino.grid_id"
@@ -157,8 +157,8 @@ def open_run(client: MlflowClient, target: RunTarget) -> str:
             f"MLflow run {run_id} of job {target.job_id} is deleted: restore it or clear "
             "spec.mlflow.run_id to start a new run"
         )
-    if run.info.status != RunStatus.to_string(RunStatus.RUNNING):
-        client.update_run(run_id, status="RUNNING")
+    if run.info.status != MLFLOW_RUNNING:
+        client.update_run(run_id, status=MLFLOW_RUNNING)
     tags = [RunTag(k, v) for k, v in target.tags.items()]
     if target.parent_run_id and "mlflow.parentRunId" not in run.data.tags:
         tags.append(RunTag("mlflow.parentRunId", target.parent_run_id))

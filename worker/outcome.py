@@ -1,45 +1,51 @@
-"""How a trainer or evaluator outcome becomes a :class:`JobResult` and an MLflow run status."""
+"""How a trainer or evaluator outcome becomes a :class:`JobResult`."""
 
 from __future__ import annotations
 
 import traceback
 from typing import Any
 
+from dino_core.callbacks import (
+    RUN_COLLAPSED,
+    RUN_DIVERGED,
+    RUN_STOPPED,
+    RUN_SUCCEEDED,
+    RunStatus,
+)
+from worker.contracts import (
+    CANCELLED,
+    COLLAPSED,
+    DIVERGED,
+    FAILED,
+    SUCCEEDED,
+    EndStatus,
+    JobResult,
+)
 from worker.progress import finite
-from worker.spec import JobResult, JobStatus
 
-# JobResult.status -> MLflow run status. A collapse is a finished experiment with a finding
-# (paper Sec. 5.3 ablations collapse on purpose); divergence and errors are failures.
-MLFLOW_STATUS: dict[str, str] = {
-    "SUCCEEDED": "FINISHED",
-    "COLLAPSED": "FINISHED",
-    "DIVERGED": "FAILED",
-    "FAILED": "FAILED",
-    "CANCELLED": "KILLED",
-}
-
-_TRAIN_TO_JOB: dict[str, JobStatus] = {
-    "SUCCEEDED": "SUCCEEDED",
-    "COLLAPSED": "COLLAPSED",
-    "DIVERGED": "DIVERGED",
-    "STOPPED": "CANCELLED",
+# dino_core's run end -> the job's end (the trainer stops only when the job is cancelled).
+JOB_STATUS_OF_RUN: dict[str, EndStatus] = {
+    RUN_SUCCEEDED: SUCCEEDED,
+    RUN_COLLAPSED: COLLAPSED,
+    RUN_DIVERGED: DIVERGED,
+    RUN_STOPPED: CANCELLED,
 }
 
 
-def job_status(train_status: str) -> JobStatus:
-    """Map dino_core's TrainResult.status (STOPPED only happens on cancel) to a job status."""
+def job_status(run_status: str) -> EndStatus:
+    """The job status of dino_core's ``TrainResult.status``."""
     try:
-        return _TRAIN_TO_JOB[train_status]
+        return JOB_STATUS_OF_RUN[run_status]
     except KeyError:
         raise ValueError(
-            f"trainer returned status {train_status!r}; expected one of {sorted(_TRAIN_TO_JOB)}"
+            f"trainer returned status {run_status!r}; expected one of {sorted(JOB_STATUS_OF_RUN)}"
         ) from None
 
 
 def from_train(
     job_id: str,
     *,
-    status: str,
+    status: RunStatus,
     step: int,
     epoch: int,
     metrics: dict[str, float],
@@ -70,7 +76,7 @@ def failed(job_id: str, err: BaseException, run_id: str | None) -> JobResult:
     tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))
     return JobResult(
         job_id=job_id,
-        status="FAILED",
+        status=FAILED,
         mlflow_run_id=run_id,
         error=f"{type(err).__name__}: {err}",
         detail={"traceback": tb[-4000:]},

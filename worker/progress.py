@@ -1,7 +1,5 @@
-"""Status signals for the orchestrator: small JSON-able dicts through ``on_progress``.
-
-Events (in order of appearance): ``started`` (once the MLflow run exists), ``progress`` every
-log interval, ``checkpoint``, ``collapse``, ``warning``. Cancellation is the other direction:
+"""Status signals for the orchestrator: typed events (``worker.contracts.events``) through
+``on_progress``. Cancellation is the other direction:
 ``should_cancel`` is polled (at most every ``cancel_poll_s``) and stops the trainer after a
 checkpoint. A failing ``on_progress`` or ``should_cancel`` is logged, never raised into
 training.
@@ -13,15 +11,20 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 from dino_core.callbacks import Callback, CheckpointEvent, CollapseEvent, RunInfo, StepEvent
+from worker.contracts import (
+    CancelFn,
+    CheckpointSaved,
+    Collapsed,
+    Progress,
+    ProgressFn,
+    Warned,
+    WorkerEvent,
+)
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[dict[str, Any]], None]
-CancelFn = Callable[[], bool]
 CANCEL_POLL_S = 0.5
 
 
@@ -48,17 +51,17 @@ class Emitter:
         self._fn = on_progress
         self._lock = threading.Lock()
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: WorkerEvent) -> None:
         if self._fn is None:
             return
         try:
             with self._lock:
                 self._fn(event)
         except Exception:
-            log.exception("on_progress failed for event %s", event.get("event"))
+            log.exception("on_progress failed for event %s", event.event)
 
     def warning(self, message: str) -> None:
-        self({"event": "warning", "message": message})
+        self(Warned(message=message))
 
 
 class ProgressReporter(Callback):
@@ -66,7 +69,7 @@ class ProgressReporter(Callback):
 
     def __init__(
         self,
-        emit: Callable[[dict[str, Any]], None],
+        emit: ProgressFn,
         should_cancel: CancelFn | None = None,
         *,
         log_every: int,
@@ -87,27 +90,19 @@ class ProgressReporter(Callback):
         if event.step % self.log_every and event.step != self.total_steps:
             return
         self.emit(
-            {
-                "event": "progress",
-                "step": event.step,
-                "epoch": event.epoch,
-                "total_steps": self.total_steps,
-                "metrics": finite(event.metrics),
-            }
+            Progress(
+                step=event.step,
+                epoch=event.epoch,
+                total_steps=self.total_steps,
+                metrics=finite(event.metrics),
+            )
         )
 
     def on_checkpoint(self, event: CheckpointEvent) -> None:
-        self.emit({"event": "checkpoint", "uri": event.path, "step": event.step})
+        self.emit(CheckpointSaved(uri=event.path, step=event.step))
 
     def on_collapse(self, event: CollapseEvent) -> None:
-        self.emit(
-            {
-                "event": "collapse",
-                "kind": event.kind,
-                "step": event.step,
-                "evidence": finite(event.evidence),
-            }
-        )
+        self.emit(Collapsed(kind=event.kind, step=event.step, evidence=finite(event.evidence)))
 
     def should_stop(self) -> bool:
         if self.cancelled:

@@ -15,17 +15,12 @@ become ``FAILED`` results; only ``KeyboardInterrupt``/``SystemExit`` propagate. 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import Any
 
 from dino_core.config import ConfigError, DinoConfig, build_config
+from worker.contracts import PRETRAIN, CancelFn, JobResult, JobSpec, ProgressFn
 from worker.mlflow_run import target_for
 from worker.outcome import failed
 from worker.progress import Emitter
-from worker.spec import JobResult, JobSpec
-
-ProgressFn = Callable[[dict[str, Any]], None]
-CancelFn = Callable[[], bool]
 
 
 def resolve_storage(uri: str) -> str:
@@ -55,7 +50,7 @@ def run_job(
     except (ConfigError, ValueError, OSError) as err:
         return failed(spec.job_id, err, spec.mlflow.run_id)
     try:
-        if spec.kind == "pretrain":
+        if spec.kind == PRETRAIN:
             if spec.resources.num_workers > 1:
                 from worker.distributed import run_distributed
 

@@ -22,6 +22,7 @@ import numpy as np
 from fsspec.implementations.local import LocalFileSystem
 
 from dino_core.callbacks import (
+    RUN_STOPPED,
     Callback,
     CollapseEvent,
     EndEvent,
@@ -120,7 +121,7 @@ class MlflowTracker(Callback):
     def on_train_end(self, event: EndEvent) -> None:
         # the last step is logged even off the interval; steps already logged are skipped
         self.session.log_metrics(event.metrics, event.step)
-        if event.status != "STOPPED" and event.checkpoint and self._upload_final:
+        if event.status != RUN_STOPPED and event.checkpoint and self._upload_final:
             self.upload_checkpoint(event.checkpoint)
 
     def upload_checkpoint(self, uri: str) -> None:

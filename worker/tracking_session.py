@@ -36,6 +36,8 @@ from worker.mlflow_run import RunTarget, open_run
 log = logging.getLogger(__name__)
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
+# queued metric ops merged into one apply (sent as log_batch calls of the size above)
+MAX_METRICS_PER_APPLY = 10 * MAX_METRICS_PER_BATCH
 MAX_PARAMS_PER_BATCH = 100
 MAX_BUFFERED_METRICS = 500_000
 _IMAGE_NAME = re.compile(r"^(?P<key>.+)\+step\+(?P<step>\d+)\+timestamp\+")
@@ -286,7 +288,9 @@ class TrackingSession:
         out: list[_Op] = []
         n = 0
         for op in self._ops:
-            if not isinstance(op, _Metrics) or (out and n + len(op.metrics) > 10_000):
+            if not isinstance(op, _Metrics):
+                break
+            if out and n + len(op.metrics) > MAX_METRICS_PER_APPLY:
                 break
             out.append(op)
             n += len(op.metrics)

@@ -16,6 +16,7 @@ T = TypeVar("T")
 PERMUTATION = 1
 SAMPLE_AUGMENT = 2
 BATCH_AUGMENT = 3
+TRAINER = 4  # the trainer's global RNGs of one rank (drop path) under torch.distributed
 
 _MASK64 = (1 << 64) - 1
 

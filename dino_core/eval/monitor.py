@@ -5,8 +5,9 @@
 - :class:`AttentionMonitor`: every ``eval.attention_every_epochs`` epochs, the attention figure
   of the first test images and, on data with object masks, the attention-mask IoU.
 
-Both add their numbers to ``event.metrics`` in place, so callbacks listed after them (the
-worker's tracker) record them with the epoch, and keep a ``history`` list of their own.
+Both return their numbers from :meth:`~dino_core.callbacks.Callback.epoch_metrics`, which
+the callback list merges into the epoch event every callback (the progress bar, the
+worker's tracker) then sees, and keep a ``history`` list of their own.
 Data sets are loaded once, on first use: ``data.split`` cut to ``eval.knn_train_limit`` as the
 memory, ``data.eval_split`` cut to ``eval.knn_test_limit`` as the queries.
 """
@@ -55,9 +56,9 @@ class KnnMonitor(Callback):
         self.data: EvalData | None = None
         self.history: list[dict[str, float | int]] = []
 
-    def on_epoch_end(self, event: EpochEvent) -> None:
+    def epoch_metrics(self, event: EpochEvent) -> dict[str, float]:
         if event.teacher is None or not _due(self.cfg.eval.knn_every_epochs, event.epoch):
-            return
+            return {}
         if self.data is None:
             self.data = monitor_data(self.cfg)
         k = self.cfg.eval.knn_k
@@ -70,8 +71,8 @@ class KnnMonitor(Callback):
             name="teacher",
         )[f"k={k}"]
         metrics = {f"knn_top1_k{k}": float(rep["top1"]), f"knn_top5_k{k}": float(rep["top5"])}
-        event.metrics.update(metrics)
         self.history.append({"epoch": event.epoch, "step": event.step, **metrics})
+        return metrics
 
 
 class AttentionMonitor(Callback):
@@ -90,13 +91,14 @@ class AttentionMonitor(Callback):
         if not remote:
             self.figure_dir = Path(info.output_dir.removeprefix("file://")) / "attention"
 
-    def on_epoch_end(self, event: EpochEvent) -> None:
+    def epoch_metrics(self, event: EpochEvent) -> dict[str, float]:
         if event.teacher is None or not _due(self.cfg.eval.attention_every_epochs, event.epoch):
-            return
+            return {}
         if self.data is None:
             self.data = monitor_data(self.cfg, need_train=False)
         th = self.cfg.eval.attention_threshold
         record: dict[str, Any] = {"epoch": event.epoch, "step": event.step}
+        metrics: dict[str, float] = {}
         if self.figure_dir is not None:
             shown = self.data.test.take(slice(0, FIGURE_IMAGES))
             x = next(eval_batches(shown, self.data.transform, len(shown)))[0]
@@ -119,6 +121,6 @@ class AttentionMonitor(Callback):
                 "attn_iou_best_head": score.best_head_iou,
                 "attn_iou_mean_map": score.mean_map_iou,
             }
-            event.metrics.update(metrics)
             record.update(metrics)
         self.history.append(record)
+        return metrics

@@ -237,7 +237,9 @@ def run_attention_eval(
     result = _header("attention", checkpoint, which, cfg, ev, str(dev))
     has_masks = ev.test.masks is not None
     result["settings"] = {"threshold": th, "num_images": num_images, "has_masks": has_masks}
-    result["results"], metrics, files = {}, {}, {}
+    metrics: dict[str, float] = {}
+    files: dict[str, str] = {}
+    result["results"] = {}
     if not cfg.model.is_vit:
         result["not_applicable"] = no_attention_reason(cfg.model.arch)
         result["metrics"] = metrics

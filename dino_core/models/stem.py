@@ -42,10 +42,13 @@ def set_stem_stride(model: nn.Module, stride: int, arch: str) -> None:
     model.maxpool = nn.Identity()
     if stride == 2:
         return
-    conv = _first_conv(model.conv1)
+    stem = model.conv1
+    if not isinstance(stem, nn.Module):
+        raise ConfigError(f"model.stem_stride=1: {arch!r} has no stem module to change")
+    conv = _first_conv(stem)
     if conv.kernel_size == (7, 7):
         small = nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=conv.bias is not None)
-        if isinstance(model.conv1, nn.Conv2d):
+        if isinstance(stem, nn.Conv2d):
             model.conv1 = small
             return
         raise ConfigError(f"model.stem_stride=1: unexpected 7x7 convolution inside {arch!r}")

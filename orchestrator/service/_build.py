@@ -10,10 +10,9 @@ from sqlalchemy.orm import Session
 
 from dino_core.config import DinoConfig
 from orchestrator.models import Job, new_id
-from orchestrator.schemas import EvalKind
-from orchestrator.states import QUEUED, record_event
+from orchestrator.states import record_event
+from worker.contracts import QUEUED, EvalKind, Resources
 from worker.settings import jobs_root
-from worker.spec import Resources
 
 
 def storage_uri_for(job_id: str) -> str:

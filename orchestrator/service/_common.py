@@ -19,20 +19,20 @@ T = TypeVar("T")
 
 def scoped(stmt: Select[T], user: UserView, owner_col: Any) -> Select[T]:
     """Restrict ``stmt`` to ``user``'s rows unless the user is an admin."""
-    return stmt if user.role == "admin" else stmt.where(owner_col == user.id)
+    return stmt if user.is_admin else stmt.where(owner_col == user.id)
 
 
 def load_job(session: Session, user: UserView, job_id: str, *, lock: bool = False) -> Job:
     """The job if ``user`` may see it; :class:`NotFoundError` otherwise (no existence leak)."""
     job = session.get(Job, job_id, with_for_update=lock)
-    if job is None or (user.role != "admin" and job.owner_id != user.id):
+    if job is None or (not user.is_admin and job.owner_id != user.id):
         raise NotFoundError(f"no job {job_id!r} visible to user {user.name!r}")
     return job
 
 
 def load_grid(session: Session, user: UserView, grid_id: str) -> Grid:
     grid = session.get(Grid, grid_id)
-    if grid is None or (user.role != "admin" and grid.owner_id != user.id):
+    if grid is None or (not user.is_admin and grid.owner_id != user.id):
         raise NotFoundError(f"no grid {grid_id!r} visible to user {user.name!r}")
     return grid
 

@@ -12,21 +12,14 @@ from orchestrator.db import Database
 from orchestrator.errors import StaleStateError
 from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS
 from orchestrator.models import Grid, Job, new_id, utcnow
-from orchestrator.schemas import (
-    EvalCell,
-    GridPlanView,
-    GridRequest,
-    GridRow,
-    GridStatus,
-    GridView,
-    UserView,
-)
+from orchestrator.schemas import EvalCell, GridPlanView, GridRequest, GridRow, GridView, UserView
 from orchestrator.service._build import add_evals, add_job, eval_resources
 from orchestrator.service._common import job_view, load_grid, request_hash, scoped
 from orchestrator.service.idempotency import run_idempotent
 from orchestrator.service.jobs import MAX_PAGE, cancel_in_session
 from orchestrator.service.submit_check import PathPolicy, check_grid
-from orchestrator.states import QUEUED, RUNNING, SUCCEEDED, TERMINAL, record_event
+from orchestrator.states import record_event
+from worker.contracts import GRID_FINISHED, QUEUED, RUNNING, SUCCEEDED, TERMINAL, GridStatus
 
 PAPER_KNN_K: int = EvalConfig.model_fields["knn_k"].default
 
@@ -127,10 +120,10 @@ def _status(counts: Counter[str]) -> GridStatus:
     total = sum(counts.values())
     ended = sum(n for s, n in counts.items() if s in TERMINAL)
     if total and ended == total:
-        return "SUCCEEDED" if counts[SUCCEEDED] == total else "FINISHED"
+        return SUCCEEDED if counts[SUCCEEDED] == total else GRID_FINISHED
     if counts[QUEUED] == total:
-        return "QUEUED"
-    return "RUNNING"
+        return QUEUED
+    return RUNNING
 
 
 def _view(grid: Grid, counts: Counter[str], jobs: list[Job] | None = None) -> GridView:

@@ -14,8 +14,9 @@ from orchestrator.service._build import add_evals, add_job, eval_resources
 from orchestrator.service._common import job_view, load_job, request_hash, scoped
 from orchestrator.service.idempotency import run_idempotent
 from orchestrator.service.submit_check import PathPolicy, check_job
-from orchestrator.states import CANCELLED, QUEUED, RUNNING, STATES, check_transition, record_event
+from orchestrator.states import check_transition, record_event
 from orchestrator.states import transition as move
+from worker.contracts import CANCELLED, QUEUED, RUNNING, STATES
 
 MAX_PAGE = 1000
 

@@ -12,11 +12,11 @@ from sqlalchemy.orm import aliased
 from orchestrator.db import Database
 from orchestrator.models import Attempt, Job, Orchestrator, utcnow
 from orchestrator.schemas import ClusterInfo, LatencyStats, OrchestratorView, QueueStats
-from orchestrator.states import QUEUED, STATES, SUCCEEDED
+from orchestrator.settings import DEFAULT_LEASE_S
+from worker.contracts import QUEUED, STATES, SUCCEEDED
 
 LATENCY_WINDOW = 10_000  # most recent attempts the latency figures cover
 LATENCY_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
-DEFAULT_LEASE_S = 20.0
 
 
 def _quantile(sorted_values: list[float], q: float) -> float | None:
@@ -46,7 +46,7 @@ def queue_stats(db: Database) -> QueueStats:
     now = utcnow()
     dep = aliased(Job)
     with db.session() as s:
-        by_state = {state: 0 for state in STATES}
+        by_state: dict[str, int] = dict.fromkeys(STATES, 0)
         for status, n in s.execute(select(Job.status, func.count()).group_by(Job.status)):
             by_state[status] = int(n)
         queued = (

@@ -31,7 +31,8 @@ from orchestrator.config_check import (
 from orchestrator.errors import FieldError, GridValidationError, JobValidationError
 from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS, Combination, expand
 from orchestrator.paths import checkpoint_outside, outside_roots
-from orchestrator.schemas import CombinationView, EvalKind, GridPlanView, GridRequest, JobRequest
+from orchestrator.schemas import CombinationView, GridPlanView, GridRequest, JobRequest
+from worker.contracts import EvalKind
 
 
 @dataclass(frozen=True)

@@ -45,19 +45,19 @@ def test_knn_monitor_runs_on_due_epochs_only() -> None:
     teacher = build_model(cfg).backbone.train()
     mon = KnnMonitor(cfg)
     first = EpochEvent(0, 10, {"epoch_loss": 1.0}, teacher=teacher)
-    mon.on_epoch_end(first)
-    assert first.metrics == {"epoch_loss": 1.0} and mon.data is None
+    assert mon.epoch_metrics(first) == {} and mon.data is None
     second = EpochEvent(1, 20, {"epoch_loss": 0.9}, teacher=teacher)
-    mon.on_epoch_end(second)
+    got = mon.epoch_metrics(second)
     assert mon.data is not None and mon.data.train is not None
     assert len(mon.data.train) == 20 and len(mon.data.test) == 10
-    assert 0.0 <= second.metrics["knn_top1_k5"] <= second.metrics["knn_top5_k5"] <= 100.0
+    assert 0.0 <= got["knn_top1_k5"] <= got["knn_top5_k5"] <= 100.0
+    assert second.metrics == {"epoch_loss": 0.9}  # returned, not written into the event
     assert mon.history == [
         {
             "epoch": 1,
             "step": 20,
-            "knn_top1_k5": second.metrics["knn_top1_k5"],
-            "knn_top5_k5": second.metrics["knn_top5_k5"],
+            "knn_top1_k5": got["knn_top1_k5"],
+            "knn_top5_k5": got["knn_top5_k5"],
         }
     ]
     assert teacher.training  # mode restored
@@ -70,8 +70,8 @@ def test_attention_monitor_writes_figures_and_iou(tmp_path: Path) -> None:
     mon = AttentionMonitor(cfg)
     mon.on_train_start(RunInfo(cfg, str(tmp_path), 30, 10, 0, 0, 1, "cpu"))
     event = EpochEvent(0, 10, {}, teacher=teacher)
-    mon.on_epoch_end(event)
+    got = mon.epoch_metrics(event)
     figure = tmp_path / "attention" / "epoch-0000.png"
     assert figure.is_file() and mon.history[0]["figure"] == str(figure)
-    assert 0.0 <= event.metrics["attn_iou_best_head"] <= 1.0
-    assert 0.0 <= event.metrics["attn_iou_mean_map"] <= 1.0
+    assert 0.0 <= got["attn_iou_best_head"] <= 1.0
+    assert 0.0 <= got["attn_iou_mean_map"] <= 1.0

@@ -53,12 +53,12 @@ def test_bf16_is_fast_follows_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None
         (frozenset({"avx512f", "avx512_bf16"}), True),
         (frozenset({"amx_tile", "amx_bf16"}), True),
     ]:
-        monkeypatch.setattr(runtime, "_cpu_flags", lambda f=flags: f)
+        monkeypatch.setattr(runtime, "cpu_flags", lambda f=flags: f)
         assert runtime.bf16_is_fast(cpu) is expected
 
 
 def test_bf16_on_slow_cpu_warns(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime, "_cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2"}))
     with pytest.warns(UserWarning, match="precision='fp32'"):
         runtime.detect_runtime(TrainConfig(precision="bf16", device="cpu"))
     with warnings.catch_warnings():

@@ -86,12 +86,16 @@ def test_center_update_value_and_only_in_training() -> None:
 def test_center_is_used_before_its_update() -> None:
     loss = DINOLoss(3, center_momentum=0.0).train()
     t = torch.tensor([[5.0, 0.0, 0.0], [5.0, 0.0, 0.0]])
-    s = torch.zeros(2, 3)
+    # A non-uniform student (logits / 0.1 = [1, 0, 0]): the loss depends on the centre used.
+    s = torch.tensor([[0.1, 0.0, 0.0], [0.1, 0.0, 0.0]])
+    log_z = math.log(math.e + 2)  # log-partition of the student logits [1, 0, 0]
     first = loss(s, t, 0.04).item()
-    # With centre 0 the teacher is ~one-hot and the loss is ln 3 against a uniform student.
-    assert first == pytest.approx(math.log(3), rel=1e-4)
-    # Now the centre equals the teacher output: centred teacher is uniform; still ln 3 vs uniform.
+    # With centre 0 the teacher is ~one-hot on dim 0: the loss is -log p_s[0] = log Z - 1.
+    # Had the centre been updated first, the teacher would be uniform: log Z - 1/3.
+    assert first == pytest.approx(log_z - 1.0, rel=1e-4)
+    # Now the centre equals the teacher output, so the next call sees a uniform teacher.
     assert torch.allclose(loss.center, torch.tensor([[5.0, 0.0, 0.0]]))
+    assert loss(s, t, 0.04).item() == pytest.approx(log_z - 1.0 / 3.0, rel=1e-4)
 
 
 def test_sharpening_and_centering_effects() -> None:

@@ -14,12 +14,20 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from dino_core.config import flatten
-from worker.spec import JobResult, JobSpec
+from worker.contracts import (
+    CancelFn,
+    CheckpointSaved,
+    Collapsed,
+    JobResult,
+    JobSpec,
+    Progress,
+    ProgressFn,
+    Started,
+)
 
 EVAL_METRICS = {
     "eval_knn": {"knn_top1": 0.5},
@@ -42,8 +50,8 @@ def read_log(storage_uri: str) -> list[dict[str, Any]]:
 
 def steps_job(
     spec: JobSpec,
-    on_progress: Callable[[dict[str, Any]], None] | None = None,
-    should_cancel: Callable[[], bool] | None = None,
+    on_progress: ProgressFn | None = None,
+    should_cancel: CancelFn | None = None,
 ) -> JobResult:
     emit = on_progress or (lambda _e: None)
     cancelled = should_cancel or (lambda: False)
@@ -64,7 +72,7 @@ def steps_job(
         parent=spec.mlflow.parent_run_id,
         source=spec.source_checkpoint,
     )
-    emit({"event": "started", "mlflow_run_id": run_id, "attempt": spec.attempt})
+    emit(Started(mlflow_run_id=run_id, attempt=spec.attempt))
     if spec.kind != "pretrain":
         if not spec.source_checkpoint or not Path(spec.source_checkpoint).exists():
             return JobResult(
@@ -100,16 +108,8 @@ def steps_job(
         tmp = store / "ckpt.tmp"
         tmp.write_text(json.dumps({"step": step}))
         tmp.replace(ckpt)
-        emit(
-            {
-                "event": "progress",
-                "step": step,
-                "epoch": 0,
-                "total_steps": steps,
-                "metrics": {"loss": loss},
-            }
-        )
-        emit({"event": "checkpoint", "uri": str(ckpt), "step": step})
+        emit(Progress(step=step, epoch=0, total_steps=steps, metrics={"loss": loss}))
+        emit(CheckpointSaved(uri=str(ckpt), step=step))
     hold = tags.get("t.hold_file")
     while hold and not Path(hold).exists():
         if cancelled() and tags.get("t.ignore_cancel") != "1":
@@ -125,7 +125,7 @@ def steps_job(
     if outcome == "raise":
         raise RuntimeError(f"planned exception in job {spec.job_id}")
     if outcome == "COLLAPSED":
-        emit({"event": "collapse", "kind": "uniform", "evidence": {"loss": loss}})
+        emit(Collapsed(kind="uniform", step=steps, evidence={"loss": loss}))
     _log(store, attempt=spec.attempt, event="end", status=outcome)
     return JobResult(
         job_id=spec.job_id,

@@ -6,11 +6,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.db import default_database_url, make_engine, open_database
-from orchestrator.models import Job, User, utcnow
+from orchestrator.models import Base, Job, User, utcnow
 from orchestrator.schemas import JobRequest
 from orchestrator.service import cancel_job, create_user, hash_token, list_jobs, submit_job
 
@@ -28,6 +30,17 @@ def test_migrations_create_every_table_once(db_url: str) -> None:
             ]
     finally:
         again.dispose()
+        db.dispose()
+
+
+def test_models_and_migrations_describe_the_same_schema(db_url: str) -> None:
+    db = open_database(db_url)
+    try:
+        with db.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            diff = compare_metadata(context, Base.metadata)
+        assert diff == [], "orchestrator/models.py and the migrations differ: add a migration"
+    finally:
         db.dispose()
 
 

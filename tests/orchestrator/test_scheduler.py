@@ -29,7 +29,7 @@ from tests.orchestrator.harness import (
     wait_until,
 )
 from tests.orchestrator.jobfns import read_log
-from worker.spec import Resources
+from worker.contracts import Resources
 
 pytestmark = pytest.mark.usefixtures("ray_conn")
 

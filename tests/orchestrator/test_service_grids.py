@@ -17,7 +17,8 @@ from orchestrator.service import (
     list_jobs,
     submit_grid,
 )
-from orchestrator.states import RUNNING, SUCCEEDED, transition
+from orchestrator.states import transition
+from worker.contracts import RUNNING, SUCCEEDED
 
 BASE = {
     "model": {"arch": "vit_custom", "patch_size": 4, "embed_dim": 32, "depth": 2, "num_heads": 2},

@@ -20,7 +20,8 @@ from orchestrator.service import (
     lookup_idempotency,
     submit_job,
 )
-from orchestrator.states import RUNNING, SUCCEEDED, transition
+from orchestrator.states import transition
+from worker.contracts import RUNNING, SUCCEEDED
 
 
 def test_submit_validates_and_resolves_the_config(db: Database, alice: UserView) -> None:

@@ -11,17 +11,8 @@ from orchestrator.errors import IllegalTransitionError, StaleStateError
 from orchestrator.models import Event, Job
 from orchestrator.schemas import JobRequest, UserView
 from orchestrator.service import submit_job
-from orchestrator.states import (
-    ALLOWED,
-    CANCELLED,
-    QUEUED,
-    RUNNING,
-    STATES,
-    SUCCEEDED,
-    TERMINAL,
-    check_transition,
-    transition,
-)
+from orchestrator.states import ALLOWED, check_transition, transition
+from worker.contracts import CANCELLED, QUEUED, RUNNING, STATES, SUCCEEDED, TERMINAL
 
 EXPECTED = {
     (QUEUED, RUNNING),

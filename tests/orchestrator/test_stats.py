@@ -10,7 +10,8 @@ from orchestrator.models import Attempt, Job, Orchestrator, utcnow
 from orchestrator.schemas import JobRequest, UserView
 from orchestrator.service import cluster_info, queue_stats, submit_job
 from orchestrator.service.stats import latency_stats
-from orchestrator.states import RUNNING, transition
+from orchestrator.states import transition
+from worker.contracts import RUNNING
 
 
 def test_latency_stats_quantiles_and_cumulative_buckets() -> None:

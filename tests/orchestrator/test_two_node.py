@@ -11,7 +11,7 @@ from orchestrator.schemas import JobRequest, UserView
 from orchestrator.service import cluster_info, submit_job
 from tests.orchestrator.harness import events_of, running_scheduler, status_of, wait_until
 from tests.orchestrator.raynodes import RayNode, kill_node, start_worker
-from worker.spec import Resources
+from worker.contracts import Resources
 
 
 def _node_with(resource: str) -> str | None:

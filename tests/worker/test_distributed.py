@@ -13,9 +13,9 @@ from mlflow import MlflowClient
 
 from dino_core.metrics_file import read_metrics
 from tests.worker.helpers import tiny_config_dict
+from worker.contracts import JobSpec, MlflowTarget, Resources, event_to_json
 from worker.mlflow_run import TAG_JOB
 from worker.run import run_job
-from worker.spec import JobSpec, MlflowTarget, Resources
 
 # DDP all-reduces (means) the per-rank gradients of half batches, so the update equals the
 # full-batch one up to float32 summation order; measured max relative loss difference here
@@ -49,7 +49,7 @@ def test_two_workers_match_one_and_log_once(
         mlflow=target,
         resources=Resources(num_workers=2, num_cpus=1),
     )
-    double = run_job(spec, on_progress=events.append)
+    double = run_job(spec, on_progress=lambda e: events.append(event_to_json(e)))
     assert double.status == "SUCCEEDED", double.error
 
     one = [r["loss"] for r in read_metrics(str(tmp_path / "one"))]

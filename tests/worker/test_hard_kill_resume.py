@@ -14,17 +14,17 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from tests.worker.helpers import tiny_config_dict
+from worker.contracts import JobSpec, MlflowTarget
 from worker.mlflow_run import TAG_JOB
 from worker.run import run_job
-from worker.spec import JobSpec, MlflowTarget
 
 CHILD = """
 import json, sys
 from worker.run import run_job
-from worker.spec import JobSpec
+from worker.contracts import JobSpec, event_to_json
 spec = JobSpec.model_validate_json(open(sys.argv[1]).read())
 events = open(sys.argv[2], "a", buffering=1)
-run_job(spec, on_progress=lambda e: events.write(json.dumps(e) + "\\n"))
+run_job(spec, on_progress=lambda e: events.write(json.dumps(event_to_json(e)) + "\\n"))
 """
 
 

@@ -10,7 +10,8 @@ import pytest
 from dino_core.callbacks import CheckpointEvent, CollapseEvent, RunInfo, StepEvent
 from dino_core.config import build_config
 from tests.worker.helpers import tiny_config_dict
-from worker.outcome import MLFLOW_STATUS, failed, from_train, job_status
+from worker.contracts import MLFLOW_STATUS, Progress, WorkerEvent, event_to_json
+from worker.outcome import failed, from_train, job_status
 from worker.progress import Emitter, ProgressReporter
 
 
@@ -21,7 +22,7 @@ def _info(max_steps: int | None = None) -> RunInfo:
 
 def test_progress_every_interval_and_at_the_last_step() -> None:
     events: list[dict[str, Any]] = []
-    rep = ProgressReporter(events.append, log_every=3)
+    rep = ProgressReporter(lambda e: events.append(event_to_json(e)), log_every=3)
     rep.on_train_start(_info(max_steps=7))  # max_steps ends the run before the schedule
     for step in range(1, 8):
         rep.on_step_end(StepEvent(step, 0, {"loss": 1.0 / step, "bad": math.nan}))
@@ -66,15 +67,15 @@ def test_cancel_is_sticky_and_a_failing_check_is_not_a_cancel() -> None:
 def test_emitter_swallows_callback_errors() -> None:
     seen: list[str] = []
 
-    def flaky(event: dict[str, Any]) -> None:
-        seen.append(event["event"])
+    def flaky(event: WorkerEvent) -> None:
+        seen.append(event.event)
         raise RuntimeError("orchestrator hiccup")
 
     emit = Emitter(flaky)
-    emit({"event": "progress"})
+    emit(Progress(step=1, epoch=0, total_steps=1))
     emit.warning("MLflow down")
     assert seen == ["progress", "warning"]
-    Emitter(None)({"event": "progress"})  # no callback: nothing happens
+    Emitter(None)(Progress(step=1, epoch=0, total_steps=1))  # no callback: nothing happens
 
 
 def test_statuses_map_to_job_and_mlflow_states() -> None:

@@ -12,10 +12,10 @@ from mlflow import MlflowClient
 
 from dino_core.config import build_config
 from tests.worker.helpers import tiny_config_dict
+from worker.contracts import JobResult, JobSpec, MlflowTarget, event_to_json
 from worker.mlflow_run import TAG_JOB
 from worker.run import run_job
 from worker.settings import default_tracking_uri
-from worker.spec import JobResult, JobSpec, MlflowTarget
 
 
 def _spec(root: Path, cfg: dict[str, Any], uri: str | None, **kw: Any) -> JobSpec:
@@ -48,7 +48,7 @@ def test_pretrain_job_tracks_params_metrics_images_and_artifacts(
     cfg["eval"] = {"knn_every_epochs": 1, "attention_every_epochs": 1}
     events: list[dict[str, Any]] = []
     spec = _spec(tmp_path, cfg, backend, grid_id="grid-7", tags={"owner": "tests"})
-    result = run_job(spec, on_progress=events.append)
+    result = run_job(spec, on_progress=lambda e: events.append(event_to_json(e)))
     assert result.status == "SUCCEEDED", result.error
     assert events[0] == {"event": "started", "mlflow_run_id": result.mlflow_run_id, "attempt": 1}
     progress = [e for e in events if e["event"] == "progress"]
@@ -97,7 +97,11 @@ def test_cancel_then_second_attempt_continues_one_run(sqlite_uri: str, tmp_path:
         return any(e.get("step", 0) >= 3 for e in first_events if e["event"] == "progress")
 
     spec = _spec(tmp_path, cfg, None)
-    first = run_job(spec, on_progress=first_events.append, should_cancel=cancel_after_step_3)
+    first = run_job(
+        spec,
+        on_progress=lambda e: first_events.append(event_to_json(e)),
+        should_cancel=cancel_after_step_3,
+    )
     assert first.status == "CANCELLED", first.error
     stopped_at = int(first.detail["step"])
     assert 3 <= stopped_at < 16
@@ -126,7 +130,9 @@ def test_collapse_is_reported_with_evidence(sqlite_uri: str, tmp_path: Path) -> 
     cfg["loss"]["warmup_teacher_temp_epochs"] = 0
     cfg["optim"] = {"warmup_epochs": 0}
     events: list[dict[str, Any]] = []
-    result = run_job(_spec(tmp_path, cfg, None), on_progress=events.append)
+    result = run_job(
+        _spec(tmp_path, cfg, None), on_progress=lambda e: events.append(event_to_json(e))
+    )
     assert result.status == "COLLAPSED", result
     assert result.detail["collapse_kind"] == "uniform"
     collapse = [e for e in events if e["event"] == "collapse"]

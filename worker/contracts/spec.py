@@ -6,12 +6,11 @@ JSON. The worker never imports the orchestrator: progress goes out through a cal
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-JobKind = Literal["pretrain", "eval_knn", "eval_linear", "eval_attention"]
-JobStatus = Literal["SUCCEEDED", "FAILED", "CANCELLED", "COLLAPSED", "DIVERGED"]
+from worker.contracts.status import PRETRAIN, EndStatus, JobKind
 
 
 class Resources(BaseModel):
@@ -42,7 +41,7 @@ class JobSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     job_id: str
-    kind: JobKind = "pretrain"
+    kind: JobKind = PRETRAIN
     config: dict[str, Any]  # resolved DinoConfig (DinoConfig.to_dict())
     resources: Resources = Field(default_factory=Resources)
     storage_uri: str  # job directory: checkpoints, outputs (local path or fsspec URI)
@@ -60,7 +59,7 @@ class JobResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     job_id: str
-    status: JobStatus
+    status: EndStatus
     metrics: dict[str, float] = Field(default_factory=dict)
     checkpoint_uri: str | None = None
     mlflow_run_id: str | None = None

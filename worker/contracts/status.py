@@ -1,0 +1,53 @@
+"""Job kinds and the status names of jobs, attempts, grids and MLflow runs, defined once.
+
+A job moves QUEUED -> RUNNING -> one of :data:`TERMINAL` (the transitions live in
+``orchestrator/states.py``). An attempt ends with its job's end status, or LOST (its actor or
+node died) or ABANDONED (the orchestrator that owned its local Ray stopped). A grid is
+SUCCEEDED when every job succeeded and FINISHED when every job ended otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, get_args
+
+EvalKind = Literal["eval_knn", "eval_attention", "eval_linear"]
+JobKind = Literal["pretrain", EvalKind]
+PRETRAIN: Final = "pretrain"
+EVAL_KINDS: Final[tuple[EvalKind, ...]] = get_args(EvalKind)
+JOB_KINDS: Final[tuple[JobKind, ...]] = get_args(JobKind)
+
+EndStatus = Literal["SUCCEEDED", "FAILED", "CANCELLED", "COLLAPSED", "DIVERGED"]
+JobStatus = Literal["QUEUED", "RUNNING", EndStatus]
+QUEUED: Final = "QUEUED"
+RUNNING: Final = "RUNNING"
+SUCCEEDED: Final = "SUCCEEDED"
+FAILED: Final = "FAILED"
+CANCELLED: Final = "CANCELLED"
+COLLAPSED: Final = "COLLAPSED"
+DIVERGED: Final = "DIVERGED"
+STATES: Final[tuple[JobStatus, ...]] = get_args(JobStatus)
+TERMINAL: Final[frozenset[EndStatus]] = frozenset(get_args(EndStatus))
+
+AttemptStatus = Literal["RUNNING", EndStatus, "LOST", "ABANDONED"]
+LOST: Final = "LOST"
+ABANDONED: Final = "ABANDONED"
+
+GridStatus = Literal["QUEUED", "RUNNING", "SUCCEEDED", "FINISHED"]
+GRID_FINISHED: Final = "FINISHED"
+GRID_DONE: Final[frozenset[GridStatus]] = frozenset({SUCCEEDED, GRID_FINISHED})
+
+# MLflow's run statuses (mlflow.entities.RunStatus names) that the worker and orchestrator set.
+MlflowRunStatus = Literal["RUNNING", "FINISHED", "FAILED", "KILLED"]
+MLFLOW_RUNNING: Final = "RUNNING"
+MLFLOW_FINISHED: Final = "FINISHED"
+MLFLOW_FAILED: Final = "FAILED"
+MLFLOW_KILLED: Final = "KILLED"
+# A collapse is a finished experiment with a finding (paper Sec. 5.3 ablations collapse on
+# purpose); divergence and errors are failures.
+MLFLOW_STATUS: Final[dict[EndStatus, MlflowRunStatus]] = {
+    SUCCEEDED: MLFLOW_FINISHED,
+    COLLAPSED: MLFLOW_FINISHED,
+    DIVERGED: MLFLOW_FAILED,
+    FAILED: MLFLOW_FAILED,
+    CANCELLED: MLFLOW_KILLED,
+}
