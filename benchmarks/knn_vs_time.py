@@ -113,7 +113,7 @@ def plot(res: dict[str, Any], path: Path, target: float | None) -> None:
     ax.set_xlabel("training wall-clock (min, 2 CPU cores)")
     ax.set_ylabel(f"weighted k-NN top-1 (k=20), {res['n_train']}/{res['n_test']} images")
     arch = res["config"]["model.arch"]
-    ax.set_title(f"{res['config']['data.dataset']}, {arch}; load avg {res['load_after'][0]}")
+    ax.set_title(f"{res['config']['data.dataset']}, {arch}; load avg {res['load_after'][0]:.1f}")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
