@@ -36,7 +36,10 @@ def no_attention_reason(arch: str) -> str:
 
 def _last_attention_module(model: nn.Module) -> Any:
     if not isinstance(model, VisionTransformer):
-        raise ValueError(no_attention_reason(type(model).__name__))
+        raise ValueError(
+            f"attention maps need a timm VisionTransformer backbone, got {type(model).__name__}"
+            " (model.arch must be a ViT)"
+        )
     attn: Any = model.blocks[-1].attn
     for name in ("qkv", "num_heads", "head_dim", "scale"):
         if not hasattr(attn, name):
