@@ -22,9 +22,7 @@ from dino_core.config import ConfigError
 
 
 def _first_conv(stem: nn.Module) -> nn.Conv2d:
-    if isinstance(stem, nn.Conv2d):
-        return stem
-    for module in stem.modules():
+    for module in stem.modules():  # the stem itself first
         if isinstance(module, nn.Conv2d):
             return module
     raise ConfigError("model.stem_stride: the backbone's stem has no convolution to change")
