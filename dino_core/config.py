@@ -2,8 +2,14 @@
 
 Defaults are the paper's ViT-S/16 recipe (Caron et al. 2021, arXiv 2104.14294, Sec. 3 and
 App. A; official code ``main_dino.py``). Each number taken from the paper is named in the
-field's description. Configs are pydantic v2 models with ``extra="forbid"``: a misspelt key
-is an error naming the field path.
+field's description. The components of DINOv2 (Oquab et al. 2023, "DINOv2: Learning Robust
+Visual Features without Supervision", arXiv 2304.07193, Sec. 4 and its public
+``ssl_default_config.yaml``) are options that default to DINO v1 behaviour: Sinkhorn-Knopp
+centering, the KoLeo regulariser, the iBOT masked-patch loss (section ``ibot``), register
+tokens, LayerScale, uniform drop path, layer-wise lr decay, the patch-embedding lr multiplier
+and the square-root lr scaling rule; their descriptions name DINOv2's value in brackets.
+Configs are pydantic v2 models with ``extra="forbid"``: a misspelt key is an error naming the
+field path.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 DatasetName = Literal["fashion_mnist", "mnist", "cifar10", "stl10", "image_folder", "synthetic"]
 Precision = Literal["fp32", "bf16", "fp16"]
 OptimizerName = Literal["adamw", "sgd", "lars"]
+Centering = Literal["ema", "sinkhorn_knopp"]
+LrScaling = Literal["linear", "sqrt"]
 
 
 class ConfigError(ValueError):
@@ -56,6 +64,24 @@ class ModelConfig(_Section):
         description="ConvNets only: NHWC memory format for weights and inputs (faster "
         "convolutions on CPU and GPU; same maths, another summation order). ViTs ignore it",
     )
+    num_registers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="ViT register tokens (timm reg_tokens) [DINOv2 0; Darcet et al. 2023, "
+        "'Vision Transformers Need Registers', arXiv 2309.16588: 4]; not patches, so attention "
+        "maps and mask scores leave them out",
+    )
+    layerscale: float | None = Field(
+        None,
+        gt=0,
+        description="ViT LayerScale init (CaiT) [DINOv2 1e-5]; None = no LayerScale (DINO v1)",
+    )
+    drop_path_uniform: bool = Field(
+        False,
+        description="ViT: every block drops paths at drop_path_rate [DINOv2 true]; false = "
+        "timm's linear rule from 0 at the first block to drop_path_rate at the last (DINO v1)",
+    )
 
     @property
     def is_vit(self) -> bool:
@@ -64,6 +90,17 @@ class ModelConfig(_Section):
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ModelConfig:
+        vit_only = {
+            "num_registers": self.num_registers != 0,
+            "layerscale": self.layerscale is not None,
+            "drop_path_uniform": self.drop_path_uniform,
+        }
+        for name, used in vit_only.items():
+            if used and not self.is_vit:
+                raise ValueError(
+                    f"model.{name} applies to ViT backbones only (vit_custom, vit_*); "
+                    f"{self.arch!r} is a ConvNet: remove model.{name}"
+                )
         if self.stem_stride is not None and self.is_vit:
             raise ValueError(
                 f"model.stem_stride={self.stem_stride} applies to ConvNet backbones only; "
@@ -128,6 +165,76 @@ class LossConfig(_Section):
     teacher_temp: float = Field(0.07, gt=0, description="tau_t after warm-up, paper 0.04->0.07")
     warmup_teacher_temp_epochs: int = Field(30, ge=0, description="paper 30 epochs")
     center_momentum: float = Field(0.9, ge=0, le=1, description="m of the center EMA, paper 0.9")
+    centering: Centering = Field(
+        "ema",
+        description="teacher targets: 'ema' = softmax((t - c) / tau_t) with the EMA centre c "
+        "(DINO v1); 'sinkhorn_knopp' = Sinkhorn-Knopp normalisation of exp(t / tau_t) over "
+        "prototypes and samples (SwAV; DINOv2 Sec. 4), the centre then unused and kept",
+    )
+    sk_iterations: int = Field(3, ge=1, le=1000, description="Sinkhorn-Knopp rounds [DINOv2 3]")
+    koleo_weight: float = Field(
+        0.0,
+        ge=0,
+        description="weight of the KoLeo regulariser on the student's global-crop CLS "
+        "features (Sablayrolles et al. 2019) [DINOv2 0.1]; 0 = off (DINO v1)",
+    )
+    ibot_weight: float = Field(
+        0.0,
+        ge=0,
+        description="weight of the iBOT masked-patch loss (Zhou et al. 2022, arXiv 2111.07832; "
+        "options in section ibot) [DINOv2 1.0]; 0 = off (DINO v1). ViT backbones only",
+    )
+
+
+class IBOTConfig(_Section):
+    """The iBOT masked-patch loss (Zhou et al. 2022; as configured in DINOv2, arXiv
+    2304.07193, ``ssl_default_config.yaml``), active when ``loss.ibot_weight > 0``.
+
+    Of each batch's global crops a share ``mask_probability`` is masked, their mask ratios
+    spread over ``mask_ratio`` (block-wise masks of BEiT); the student sees masked patches as
+    a learned mask token, the teacher sees the crops whole.
+    """
+
+    mask_ratio: tuple[float, float] = Field(
+        (0.1, 0.5), description="min/max share of masked patches per image [DINOv2 0.1-0.5]"
+    )
+    mask_probability: float = Field(
+        0.5, gt=0, le=1, description="share of global crops masked [DINOv2 0.5]"
+    )
+    separate_head: bool = Field(
+        False, description="own patch head (sizes below) or the DINO head's [DINOv2 false]"
+    )
+    out_dim: int | None = Field(
+        None, ge=2, description="separate head's prototypes; None = head.out_dim [DINOv2 65536]"
+    )
+    hidden_dim: int | None = Field(
+        None, ge=1, description="separate head; None = head.hidden_dim [DINOv2 2048]"
+    )
+    bottleneck_dim: int | None = Field(
+        None, ge=1, description="separate head; None = head.bottleneck_dim [DINOv2 256]"
+    )
+    nlayers: int | None = Field(
+        None, ge=1, description="separate head; None = head.nlayers [DINOv2 3]"
+    )
+    student_temp: float = Field(0.1, gt=0, description="patch tau_s [DINOv2 0.1]")
+    teacher_temp: float | None = Field(
+        None,
+        gt=0,
+        description="patch tau_t; None = the DINO teacher-temperature schedule (DINOv2)",
+    )
+    center_momentum: float = Field(
+        0.9, ge=0, le=1, description="patch centre EMA momentum (centering=ema) [DINOv2 0.9]"
+    )
+
+    @model_validator(mode="after")
+    def _ratios(self) -> IBOTConfig:
+        lo, hi = self.mask_ratio
+        if not 0.0 <= lo <= hi <= 1.0 or hi == 0.0:
+            raise ValueError(
+                f"ibot.mask_ratio={(lo, hi)} must satisfy 0 <= min <= max <= 1 with max > 0 "
+                "(DINOv2: [0.1, 0.5])"
+            )
+        return self
 
 
 class TeacherConfig(_Section):
@@ -149,6 +256,23 @@ class OptimConfig(_Section):
     clip_grad: float = Field(3.0, ge=0, description="per-parameter grad-norm clip, paper 3.0")
     freeze_last_layer: int = Field(1, ge=0, description="epochs without last-layer grads, 1")
     sgd_momentum: float = Field(0.9, ge=0, lt=1)
+    lr_scaling: LrScaling = Field(
+        "linear",
+        description="peak lr: 'linear' = lr x batch/256 (DINO v1: lr per 256 images); 'sqrt' "
+        "= lr x sqrt(batch/1024) (DINOv2's sqrt_wrt_1024: lr per 1024 images, base 0.004)",
+    )
+    layerwise_decay: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="ViT layer-wise lr decay: block i of L gets rate^(L-i), the embeddings "
+        "rate^(L+1), the final norm and heads 1 [DINOv2 0.9]; 1 = off (DINO v1)",
+    )
+    patch_embed_lr_mult: float = Field(
+        1.0,
+        gt=0,
+        description="ViT patch-embedding lr multiplier [DINOv2 0.2]; 1 = off (DINO v1)",
+    )
 
 
 class DataConfig(_Section):
@@ -214,6 +338,7 @@ class DinoConfig(_Section):
     head: HeadConfig = Field(default_factory=HeadConfig)
     crops: CropsConfig = Field(default_factory=CropsConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
+    ibot: IBOTConfig = Field(default_factory=IBOTConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -241,6 +366,18 @@ class DinoConfig(_Section):
                 f"loss.warmup_teacher_temp_epochs={self.loss.warmup_teacher_temp_epochs} "
                 f"exceeds train.epochs={self.train.epochs}"
             )
+        vit_only = {
+            "loss.ibot_weight": self.loss.ibot_weight > 0,
+            "optim.layerwise_decay": self.optim.layerwise_decay != 1.0,
+            "optim.patch_embed_lr_mult": self.optim.patch_embed_lr_mult != 1.0,
+        }
+        for name, used in vit_only.items():
+            if used and not self.model.is_vit:
+                raise ValueError(
+                    f"{name} needs a ViT backbone (patch tokens and transformer blocks); "
+                    f"model.arch={self.model.arch!r} is a ConvNet: choose a ViT (vit_custom, "
+                    f"vit_*) or set {name} back to its DINO v1 default"
+                )
         if self.teacher.final_momentum < self.teacher.momentum:
             raise ValueError("teacher.final_momentum must be >= teacher.momentum")
         if self.optim.min_lr > self.optim.lr:
@@ -255,6 +392,12 @@ class DinoConfig(_Section):
             if digits.isdigit():
                 return int(digits)
         return self.model.patch_size
+
+    def patch_out_dim(self) -> int:
+        """Prototypes of the iBOT patch head: its own with ``ibot.separate_head``, else K."""
+        if self.ibot.separate_head and self.ibot.out_dim is not None:
+            return self.ibot.out_dim
+        return self.head.out_dim
 
     # ---- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -6,41 +6,42 @@ with ``P_s = softmax(s / tau_s)`` and ``P_t = softmax((t - c) / tau_t)`` (no gra
 the teacher). The centre ``c`` is an EMA (momentum m = 0.9) of the batch-mean teacher logits,
 all-reduced across ranks and updated *after* the loss is computed. Centering prevents one
 dimension from dominating; sharpening (tau_t < tau_s) prevents the uniform solution.
+
+With ``centering="sinkhorn_knopp"`` (DINOv2, Oquab et al. 2023, arXiv 2304.07193, Sec. 4) the
+teacher targets are the Sinkhorn-Knopp normalisation of ``exp(t / tau_t)`` over both global
+crops of all ranks (:mod:`dino_core.sinkhorn`) instead; the EMA centre is then neither used nor
+updated, but stays in the state so a run can switch.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-import torch.nn as nn
 import torch.nn.functional as F
 
+from dino_core.centering import CenteredTargets
 
-class DINOLoss(nn.Module):
-    center: torch.Tensor
 
-    def __init__(
-        self,
-        out_dim: int,
-        *,
-        student_temp: float = 0.1,
-        center_momentum: float = 0.9,
-        n_global: int = 2,
-    ) -> None:
-        super().__init__()
-        if out_dim < 2:
-            raise ValueError(f"head.out_dim={out_dim} must be >= 2")
-        self.out_dim = out_dim
-        self.student_temp = student_temp
-        self.center_momentum = center_momentum
-        self.n_global = n_global
-        self.register_buffer("center", torch.zeros(1, out_dim))
+class DINOLoss(CenteredTargets):
+    """``DINOLoss(K, student_temp=0.1, center_momentum=0.9, centering="ema")``."""
+
+    n_global = 2  # paper: 2 global crops, the teacher's views
+
+    def teacher_targets(self, teacher_out: torch.Tensor, teacher_temp: float) -> torch.Tensor:
+        """The teacher's target distributions (float32, no gradient), one row per output:
+        every rank holds as many rows (the same batch size)."""
+        return self.targets(teacher_out, teacher_temp)
 
     def forward(
-        self, student_out: torch.Tensor, teacher_out: torch.Tensor, teacher_temp: float
+        self,
+        student_out: torch.Tensor,
+        teacher_out: torch.Tensor,
+        teacher_temp: float,
+        targets: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``student_out``: all crops stacked along the batch (globals first);
-        ``teacher_out``: the ``n_global`` global crops. Returns the mean over valid pairs."""
+        ``teacher_out``: the ``n_global`` global crops; ``targets``: their
+        :meth:`teacher_targets` if already computed. Returns the mean over valid pairs."""
         n_crops = student_out.shape[0] // (teacher_out.shape[0] // self.n_global)
         batch = teacher_out.shape[0] // self.n_global
         if student_out.shape[0] != n_crops * batch or n_crops < self.n_global:
@@ -49,7 +50,7 @@ class DINOLoss(nn.Module):
                 f"teacher batch {batch} with at least {self.n_global} crops"
             )
         s_logp = F.log_softmax(student_out.float() / self.student_temp, dim=-1).chunk(n_crops)
-        t_full = F.softmax((teacher_out.float() - self.center) / teacher_temp, dim=-1)
+        t_full = self.teacher_targets(teacher_out, teacher_temp) if targets is None else targets
         t_prob = t_full.detach().chunk(self.n_global)
         total = student_out.new_zeros((), dtype=torch.float32)
         n_pairs = 0
@@ -60,7 +61,7 @@ class DINOLoss(nn.Module):
                 total = total + torch.sum(-t * s, dim=-1).mean()
                 n_pairs += 1
         loss = total / n_pairs
-        if self.training:
+        if self.training and self.uses_center:
             self.update_center(teacher_out)
         return loss
 

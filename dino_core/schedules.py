@@ -6,7 +6,8 @@ warms up linearly from 0 to ``lr × batch/256`` over 10 epochs, then follows a c
 0.996 → 1; the teacher temperature warms up linearly 0.04 → 0.07 over 30 epochs (indexed by
 epoch, as the official code does) and stays constant; the last layer is frozen during the
 first ``freeze_last_layer`` epoch(s). Resuming or extending a run cannot drift: nothing here
-has state.
+has state. With ``optim.lr_scaling="sqrt"`` the peak lr is ``lr × sqrt(batch/1024)`` instead
+(DINOv2, Oquab et al. 2023, arXiv 2304.07193: ``scaling_rule: sqrt_wrt_1024``, base 0.004).
 """
 
 from __future__ import annotations
@@ -41,6 +42,14 @@ def warmup_cosine(
     return cosine(step - warmup, total - warmup, base, final)
 
 
+def peak_lr(cfg: DinoConfig) -> float:
+    """``optim.lr`` scaled to the global batch: linear per 256 images (DINO v1) or square root
+    per 1024 images (DINOv2)."""
+    if cfg.optim.lr_scaling == "sqrt":
+        return cfg.optim.lr * math.sqrt(cfg.train.batch_size / 1024.0)
+    return cfg.optim.lr * cfg.train.batch_size / 256.0
+
+
 @dataclass(frozen=True)
 class Schedules:
     """All per-step values of one run, derived from the config and the data size."""
@@ -64,7 +73,7 @@ class Schedules:
         return cls(
             steps_per_epoch=steps_per_epoch,
             epochs=cfg.train.epochs,
-            base_lr=cfg.optim.lr * cfg.train.batch_size / 256.0,  # linear scaling rule
+            base_lr=peak_lr(cfg),
             min_lr=cfg.optim.min_lr,
             warmup_steps=cfg.optim.warmup_epochs * steps_per_epoch,
             wd_start=cfg.optim.weight_decay,

@@ -2,7 +2,7 @@
 
 Everything a bitwise-exact resume needs: both networks, optimiser, loss centre, grad scaler,
 step, epoch, all RNG states (every rank's, added by :mod:`dino_core.rank_rng`), the collapse
-detector's window and the resolved config.
+detector's window and the resolved config; with the iBOT loss on, its patch centre.
 Augmentation randomness is a pure function of (seed, epoch, index), so no loader state is kept.
 """
 
@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from dino_core.checkpoint import rng_state, set_rng_state
 from dino_core.config import DinoConfig
+from dino_core.ibot import IBOTPatchLoss
 from dino_core.loss import DINOLoss
 from dino_core.monitor import CollapseDetector
 
@@ -44,9 +45,12 @@ class TrainingState:
     scaler: torch.amp.GradScaler
     detector: CollapseDetector
     step: int = 0
+    ibot: IBOTPatchLoss | None = None
 
     def payload(self, epoch: int, metrics: dict[str, float]) -> dict[str, Any]:
+        extra = {} if self.ibot is None else {"ibot_loss": self.ibot.state_dict()}
         return {
+            **extra,
             "step": self.step,
             "epoch": epoch,
             "config": self.config.to_dict(),
@@ -67,6 +71,8 @@ class TrainingState:
         self.teacher.load_state_dict(ckpt["teacher"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.loss.load_state_dict(ckpt["loss"])
+        if self.ibot is not None and "ibot_loss" in ckpt:
+            self.ibot.load_state_dict(ckpt["ibot_loss"])
         if ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         set_rng_state(ckpt["rng"])

@@ -35,15 +35,17 @@ from dino_core.callbacks import (
 from dino_core.checkpoint import load_latest, save_checkpoint
 from dino_core.config import DinoConfig
 from dino_core.data import build_train_loader, load_dataset
+from dino_core.ibot import IBOTPatchLoss
 from dino_core.loss import DINOLoss
 from dino_core.metrics_file import MetricsFile, write_config
 from dino_core.models import build_model
-from dino_core.monitor import CollapseDetector, step_statistics
+from dino_core.monitor import CollapseDetector
 from dino_core.optim import build_optimizer, clip_per_parameter, drop_last_layer_grads, set_schedule
 from dino_core.rank_rng import gather_rng_states, restore_rank_rng, seed_ranks
-from dino_core.runtime import Runtime, autocast, detect_runtime, seed_everything
+from dino_core.runtime import Runtime, detect_runtime, seed_everything
 from dino_core.schedules import Schedules
 from dino_core.state import TrainingState, backbone_of
+from dino_core.step import step_loss
 from dino_core.teacher import ema_update, make_teacher
 
 
@@ -75,11 +77,27 @@ def _build_state(cfg: DinoConfig, rt: Runtime) -> TrainingState:
         cfg.head.out_dim,
         student_temp=cfg.loss.student_temp,
         center_momentum=cfg.loss.center_momentum,
+        centering=cfg.loss.centering,
+        sk_iterations=cfg.loss.sk_iterations,
     ).to(rt.device)
+    ibot = None
+    if cfg.loss.ibot_weight > 0:
+        ibot = IBOTPatchLoss(
+            cfg.patch_out_dim(),
+            student_temp=cfg.ibot.student_temp,
+            center_momentum=cfg.ibot.center_momentum,
+            centering=cfg.loss.centering,
+            sk_iterations=cfg.loss.sk_iterations,
+        ).to(rt.device)
     optimizer = build_optimizer(cfg.optim, student, rt.device)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=cfg.train.precision == "fp16")
-    detector = CollapseDetector(cfg.head.out_dim, 0, cfg.train.collapse_patience_steps)
-    return TrainingState(cfg, student, teacher, optimizer, loss, scaler, detector)
+    detector = CollapseDetector(
+        cfg.head.out_dim,
+        0,
+        cfg.train.collapse_patience_steps,
+        detect_one_hot=cfg.loss.centering == "ema",
+    )
+    return TrainingState(cfg, student, teacher, optimizer, loss, scaler, detector, ibot=ibot)
 
 
 def _reduce_stats(values: torch.Tensor, rt: Runtime) -> list[float]:
@@ -201,18 +219,8 @@ def _loop(
         for crops in loader.epoch(epoch, st.step - epoch * sched.steps_per_epoch):
             vals = sched.values(st.step)
             set_schedule(st.optimizer, vals["lr"], vals["wd"])
-            with autocast(cfg.train.precision, rt.device):
-                with torch.no_grad():
-                    teacher_out = st.teacher(crops[:2])
-                student_out = st.student(crops)
-            stats = step_statistics(
-                student_out.detach(),
-                teacher_out,
-                st.loss.center,
-                cfg.loss.student_temp,
-                vals["teacher_temp"],
-            )
-            loss = st.loss(student_out, teacher_out, vals["teacher_temp"])
+            out = step_loss(st, crops, vals["teacher_temp"], st.step, rt)
+            stats, loss = out.stats, out.loss
             stop_flag = torch.tensor(
                 1.0 if (rt.is_main and cbs.should_stop()) else 0.0, device=loss.device
             )
@@ -223,12 +231,14 @@ def _loop(
                         stats["teacher_entropy"],
                         stats["student_entropy"],
                         stats["center_norm"],
+                        *out.terms.values(),
                         stop_flag,
                     ]
                 ),
                 rt,
             )
-            values = dict(zip(_STAT_KEYS, reduced, strict=True))
+            keys = (*_STAT_KEYS[:-1], *out.terms, _STAT_KEYS[-1])
+            values = dict(zip(keys, reduced, strict=True))
             if not math.isfinite(float(loss.detach())) or not math.isfinite(values["loss"]):
                 return end(
                     RUN_DIVERGED,
@@ -248,11 +258,12 @@ def _loop(
             ema_update(st.teacher, st.student, vals["momentum"])
             st.step += 1
             now = time.perf_counter()
+            dino = values.get("loss_dino", values["loss"])  # the DINO term alone
             metrics = {
-                **{k: values[k] for k in _STAT_KEYS if k != "stop"},
+                **{k: values[k] for k in keys if k != "stop"},
                 **{k: vals[k] for k in ("lr", "wd", "momentum", "teacher_temp")},
-                "kl": values["loss"] - values["teacher_entropy"],
-                "loss_minus_lnK": values["loss"] - ln_k,
+                "kl": dino - values["teacher_entropy"],
+                "loss_minus_lnK": dino - ln_k,
                 "images_per_s": cfg.train.batch_size / max(now - t_prev, 1e-9),
                 "epoch": float(epoch),
             }

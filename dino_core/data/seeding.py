@@ -17,6 +17,7 @@ PERMUTATION = 1
 SAMPLE_AUGMENT = 2
 BATCH_AUGMENT = 3
 TRAINER = 4  # the trainer's global RNGs of one rank (drop path) under torch.distributed
+IBOT_MASKS = 5  # the iBOT patch masks of one step and rank (dino_core.masking)
 
 _MASK64 = (1 << 64) - 1
 

@@ -4,7 +4,8 @@ ViTs are built with ``dynamic_img_size=True`` (position embeddings interpolated 
 size, as the official code does for 96 px local crops) and ``num_classes=0`` so ``forward``
 returns the CLS feature. ``vit_custom`` builds a timm VisionTransformer of any size (e.g. the
 MNIST report's 12 layers, d=192, 4 heads, patch 4). No weights are downloaded: DINO trains
-from scratch.
+from scratch. DINOv2's ViT options (registers, LayerScale, uniform drop path):
+:mod:`dino_core.models.vit_options`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from timm.models.vision_transformer import VisionTransformer
 
 from dino_core.config import ConfigError, ModelConfig
 from dino_core.models.stem import set_stem_stride
+from dino_core.models.vit_options import finish_vit, not_a_vision_transformer, vit_options
 
 KNOWN_TIMM_ARCHS = (
     "vit_tiny_patch16_224",
@@ -48,7 +50,9 @@ def build_backbone(cfg: ModelConfig, img_size: int) -> tuple[nn.Module, int]:
             qkv_bias=True,
             drop_path_rate=cfg.drop_path_rate,
             dynamic_img_size=True,
+            **vit_options(cfg),
         )
+        finish_vit(model, cfg)
         return model, cfg.embed_dim
     if not timm.is_model(cfg.arch):
         raise ConfigError(
@@ -62,8 +66,13 @@ def build_backbone(cfg: ModelConfig, img_size: int) -> tuple[nn.Module, int]:
         "drop_path_rate": cfg.drop_path_rate,
     }
     if cfg.is_vit:
-        kwargs.update(img_size=img_size, dynamic_img_size=True)
-    model = timm.create_model(cfg.arch, **kwargs)
+        kwargs.update(img_size=img_size, dynamic_img_size=True, **vit_options(cfg))
+    try:
+        model = timm.create_model(cfg.arch, **kwargs)
+    except TypeError as err:
+        raise not_a_vision_transformer(cfg, err) from None
+    if cfg.is_vit:
+        finish_vit(model, cfg)
     if cfg.stem_stride is not None:
         set_stem_stride(model, cfg.stem_stride, cfg.arch)
     dim = int(cast(int, model.num_features))

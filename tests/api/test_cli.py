@@ -101,7 +101,12 @@ def test_preset_base_and_set_are_resolved(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("example", "combinations"), [("example_grid.yaml", 4), ("fashion_mnist_ablation.yaml", 8)]
+    ("example", "combinations"),
+    [
+        ("example_grid.yaml", 4),
+        ("fashion_mnist_ablation.yaml", 8),
+        ("dinov1_vs_v2_components.yaml", 7),
+    ],
 )
 def test_shipped_grid_files_are_valid(server: Server, example: str, combinations: int) -> None:
     code, out = run(server, "alice", "submit", f"configs/grids/{example}", "--dry-run")

@@ -88,3 +88,26 @@ def test_dino_core_imports_no_service_package() -> None:
                 continue
             for m in mods:
                 assert m.split(".")[0] not in banned, f"{path} imports {m}"
+
+
+def test_dinov2_options_default_to_dino_v1_and_are_flat_params() -> None:
+    """Every option is an MLflow param (the worker logs ``flat()``), so a grid's axes show in
+    the compare view; the defaults are DINO v1's."""
+    flat = build_config().flat()
+    v1 = {
+        "loss.centering": "ema",
+        "loss.koleo_weight": 0.0,
+        "loss.ibot_weight": 0.0,
+        "model.num_registers": 0,
+        "model.layerscale": None,
+        "model.drop_path_uniform": False,
+        "optim.layerwise_decay": 1.0,
+        "optim.patch_embed_lr_mult": 1.0,
+        "optim.lr_scaling": "linear",
+    }
+    assert {k: flat[k] for k in v1} == v1
+    for key in ("loss.sk_iterations", "ibot.mask_ratio", "ibot.mask_probability",
+                "ibot.separate_head", "ibot.out_dim", "ibot.student_temp", "ibot.teacher_temp",
+                "ibot.center_momentum"):  # fmt: skip
+        assert key in flat, key
+    assert flat["ibot.mask_ratio"] == [0.1, 0.5] and flat["loss.sk_iterations"] == 3

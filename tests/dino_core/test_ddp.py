@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -43,12 +45,12 @@ class RecordLoss(Callback):
             f.write(json.dumps({"step": event.step, "loss": event.metrics["loss"]}) + "\n")
 
 
-def _worker(rank: int, world: int, port: int, out: str) -> None:
+def _worker(rank: int, world: int, port: int, out: str, options: dict[str, Any]) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         torch.set_num_threads(1)
-        cfg = tiny_config(**OVERRIDES)
+        cfg = tiny_config(**{**OVERRIDES, **options})
         train(cfg, out, [RecordLoss(Path(out + f".rank{rank}.jsonl"))])
     finally:
         dist.destroy_process_group()
@@ -106,10 +108,17 @@ def test_resumed_two_process_run_with_drop_path_is_bitwise_exact(tmp_path: Path)
     assert [r["loss"] for r in cut] == [r["loss"] for r in full]
 
 
-def test_two_process_gloo_matches_single_process(tmp_path: Path) -> None:
-    single = train(tiny_config(**OVERRIDES), str(tmp_path / "single"))
+# Sinkhorn-Knopp (DINOv2) all-reduces its sums: 2 ranks compute the targets of 1 process
+@pytest.mark.parametrize(
+    "options", [{}, {"loss.centering": "sinkhorn_knopp"}], ids=["ema", "sinkhorn_knopp"]
+)
+def test_two_process_gloo_matches_single_process(tmp_path: Path, options: dict[str, Any]) -> None:
+    single = train(tiny_config(**{**OVERRIDES, **options}), str(tmp_path / "single"))
     mp.start_processes(
-        _worker, args=(2, _free_port(), str(tmp_path / "ddp")), nprocs=2, start_method="spawn"
+        _worker,
+        args=(2, _free_port(), str(tmp_path / "ddp"), options),
+        nprocs=2,
+        start_method="spawn",
     )
     one = [r["loss"] for r in read_metrics(str(tmp_path / "single"))]
     two = [r["loss"] for r in read_metrics(str(tmp_path / "ddp"))]
@@ -125,3 +134,29 @@ def test_two_process_gloo_matches_single_process(tmp_path: Path) -> None:
         "checkpoint-00000004.pt",
         "checkpoint-00000008.pt",
     ]
+
+
+# KoLeo and the iBOT masks are per rank (as in DINOv2), so only completion and agreement
+ALL_V2 = {
+    "loss.centering": "sinkhorn_knopp",
+    "loss.koleo_weight": 0.1,
+    "loss.ibot_weight": 1.0,
+    "ibot.separate_head": True,
+    "model.num_registers": 2,
+    "optim.layerwise_decay": 0.9,
+    "train.epochs": 1,
+}
+
+
+def test_two_process_run_with_every_dinov2_component(tmp_path: Path) -> None:
+    mp.start_processes(
+        _worker,
+        args=(2, _free_port(), str(tmp_path / "ddp"), ALL_V2),
+        nprocs=2,
+        start_method="spawn",
+    )
+    rows = read_metrics(str(tmp_path / "ddp"))
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert all(r["loss_ibot"] > 0 and math.isfinite(r["loss_koleo"]) for r in rows)
+    r0 = (tmp_path / "ddp.rank0.jsonl").read_text().splitlines()
+    assert r0 == (tmp_path / "ddp.rank1.jsonl").read_text().splitlines()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -30,13 +31,41 @@ class CrashAt(Callback):
             raise Crash(f"killed after step {event.step}")
 
 
-@pytest.mark.parametrize("pipeline", ["per_image", "batched"])
-def test_resume_is_bitwise_exact(tmp_path: Path, pipeline: str) -> None:
+# Each DINOv2 component on its own (paper: Oquab et al. 2023, arXiv 2304.07193), then the ViT
+# and optimiser options together; all must resume bit for bit like DINO v1.
+DINOV2_OPTIONS: dict[str, dict[str, Any]] = {
+    "sinkhorn_knopp": {"loss.centering": "sinkhorn_knopp"},
+    "koleo": {"loss.koleo_weight": 0.1},
+    "ibot": {"loss.ibot_weight": 1.0},
+    "ibot_separate_head_sk": {
+        "loss.ibot_weight": 1.0,
+        "ibot.separate_head": True,
+        "loss.centering": "sinkhorn_knopp",
+    },
+    "registers": {"model.num_registers": 2},
+    "optimiser_and_vit": {
+        "optim.layerwise_decay": 0.9,
+        "optim.patch_embed_lr_mult": 0.2,
+        "optim.lr_scaling": "sqrt",
+        "model.layerscale": 1e-5,
+        "model.drop_path_uniform": True,
+    },
+}
+RESUME_CASES = [
+    pytest.param("per_image", {}, id="per_image"),
+    pytest.param("batched", {}, id="batched"),
+    *(pytest.param("batched", o, id=name) for name, o in DINOV2_OPTIONS.items()),
+]
+
+
+@pytest.mark.parametrize(("pipeline", "options"), RESUME_CASES)
+def test_resume_is_bitwise_exact(tmp_path: Path, pipeline: str, options: dict[str, Any]) -> None:
     cfg = tiny_config(
         **{
             "train.checkpoint_every_steps": 3,
             "crops.pipeline": pipeline,
             "model.drop_path_rate": 0.1,
+            **options,
         }
     )
     full = train(cfg, str(tmp_path / "full"))
@@ -49,15 +78,18 @@ def test_resume_is_bitwise_exact(tmp_path: Path, pipeline: str) -> None:
     ]
     resumed = train(cfg, str(tmp_path / "cut"))
     assert resumed.step == 8
-    a = load_checkpoint(full.checkpoint)["teacher"]  # type: ignore[arg-type]
-    b = load_checkpoint(resumed.checkpoint)["teacher"]  # type: ignore[arg-type]
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    ck_full = load_checkpoint(full.checkpoint)  # type: ignore[arg-type]
+    ck_cut = load_checkpoint(resumed.checkpoint)  # type: ignore[arg-type]
+    for part in ("teacher", "student", "loss", "ibot_loss"):
+        a, b = ck_full.get(part, {}), ck_cut.get(part, {})
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), (part, k)
     # the metrics file holds each step exactly once and the same values
     m_full, m_cut = read_metrics(str(tmp_path / "full")), read_metrics(str(tmp_path / "cut"))
     assert [r["step"] for r in m_cut] == list(range(1, 9))
-    assert [r["loss"] for r in m_cut] == [r["loss"] for r in m_full]
+    for key in ("loss", "teacher_entropy", "loss_dino", "loss_koleo", "loss_ibot"):
+        assert [r.get(key) for r in m_cut] == [r.get(key) for r in m_full], key
 
 
 def test_last_layer_frozen_in_epoch_0_only(tmp_path: Path) -> None:
@@ -179,3 +211,18 @@ def test_before_checkpoint_runs_before_each_checkpoint_is_written(tmp_path: Path
     assert [s for s, _ in cb.calls] == cb.written == [3, 4, 6, 8]
     for step, existing in cb.calls:
         assert f"checkpoint-{step:08d}.pt" not in existing
+
+
+def test_each_active_loss_term_is_its_own_metric(tmp_path: Path) -> None:
+    train(tiny_config(**{"train.max_steps": 2}), str(tmp_path / "v1"))
+    row = read_metrics(str(tmp_path / "v1"))[-1]
+    assert not {"loss_dino", "loss_koleo", "loss_ibot"} & set(row)  # DINO v1: just "loss"
+    weights = {"loss.koleo_weight": 0.1, "loss.ibot_weight": 0.5}
+    train(tiny_config(**{"train.max_steps": 2, **weights}), str(tmp_path / "v2"))
+    row = read_metrics(str(tmp_path / "v2"))[-1]
+    # loss = DINO + 0.1 x KoLeo summed over the 2 global crops + 0.5 x iBOT
+    want = row["loss_dino"] + 0.1 * 2 * row["loss_koleo"] + 0.5 * row["loss_ibot"]
+    assert row["loss"] == pytest.approx(want, rel=1e-5)
+    assert row["loss_ibot"] > 0 and row["loss_koleo"] != 0
+    assert row["kl"] == pytest.approx(row["loss_dino"] - row["teacher_entropy"], rel=1e-5)
+    assert row["loss_minus_lnK"] == pytest.approx(row["loss_dino"] - math.log(64), rel=1e-5)
