@@ -38,7 +38,7 @@ done
 
 echo "== submitting $GRID"
 "$DINO" submit "$GRID" --watch | tee "$DINO_HOME/logs/submit.log"
-GRID_ID=$(grep -oE 'grid-[0-9a-f]+' "$DINO_HOME/logs/submit.log" | head -1)
+GRID_ID=$(grep -m1 -oE 'grid-[0-9a-f]+' "$DINO_HOME/logs/submit.log")  # no pipe: under pipefail, head closing early failed the script
 echo
 echo "== ablation table ($GRID_ID)"
 "$DINO" grid show "$GRID_ID"
