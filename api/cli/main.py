@@ -6,8 +6,8 @@ import sys
 
 import typer
 
-from api.cli_admin import serve_command, token_app
-from api.cli_client import cancel, cluster, grid_app, job, jobs, submit
+from api.cli.admin import serve_command, token_app
+from api.cli.commands import cancel, cluster, grid_app, job, jobs, submit
 from dino_core.cli import train_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="DINO Orchestrator.")

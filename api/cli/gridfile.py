@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dino_core.config import deep_merge
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PRESETS_DIR = REPO / "configs"
 EVAL_ALIASES = {"knn": "eval_knn", "linear": "eval_linear", "attention": "eval_attention"}
 

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.problems import ApiProblem
+from api.server.problems import ApiProblem
 from orchestrator.db import Database
 from orchestrator.schemas import Role, UserView
 from orchestrator.service import (

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from api.settings import DEFAULT_API_URL
+from api.server.settings import DEFAULT_API_URL
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 
@@ -49,7 +49,7 @@ def read_token() -> str | None:
     token = os.environ.get("DINO_TOKEN", "").strip()
     if token:
         return token
-    from api.auth import token_file
+    from api.server.auth import token_file
 
     path = token_file(Path(os.environ["DINO_HOME"]) if os.environ.get("DINO_HOME") else None)
     if path.is_file():

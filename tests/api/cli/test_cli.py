@@ -13,8 +13,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from api.cli import app
-from api.gridfile import grid_body
+from api.cli.gridfile import grid_body
+from api.cli.main import app
 from orchestrator.db import open_database
 from orchestrator.service import get_user_by_name, hash_token
 from tests.api.conftest import Server
@@ -176,7 +176,7 @@ def test_grid_over_the_cap_is_refused_alike_by_cli_check_and_server(
 
 
 def test_the_cap_is_one_setting() -> None:
-    from api.settings import ApiSettings
+    from api.server.settings import ApiSettings
     from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS
 
     assert ApiSettings().max_grid_combinations == DEFAULT_MAX_COMBINATIONS

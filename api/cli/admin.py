@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from api.auth import issue_token, save_token, token_file
+from api.server.auth import issue_token, save_token, token_file
 from orchestrator.errors import ConflictError
 
 token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens of API users.")
@@ -74,7 +74,7 @@ def serve_command(
 ) -> None:
     """Run the API and the orchestrator (embedded defaults: SQLite, local Ray, MLflow sqlite
     store under DINO_HOME) until Ctrl-C or SIGTERM."""
-    from api.serve import serve
+    from api.cli.serve import serve
 
     serve(
         host=host,
