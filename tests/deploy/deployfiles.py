@@ -158,7 +158,7 @@ def _settings_fields(prefix: str) -> set[str]:
 
         return set(OrchestratorSettings.model_fields)
     if prefix == "DINO_API_":
-        from api.settings import ApiSettings
+        from api.server.settings import ApiSettings
 
         return set(ApiSettings.model_fields)
     return set()

@@ -115,7 +115,7 @@ def test_ports_match_what_the_servers_listen_on(compose: dict[str, Any]) -> None
     assert published["api"] == [api_port]
     from urllib.parse import urlsplit
 
-    from api.settings import DEFAULT_API_URL
+    from api.cli.client import DEFAULT_API_URL
 
     assert str(urlsplit(DEFAULT_API_URL).port) == api_port, "`dino` clients' default URL"
     assert _env(_service(compose, "api"))["DINO_HEALTHCHECK_PORT"] == api_port, "healthcheck port"

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Query, Request
 from fastapi.dependencies.models import Dependant
 
-from api.problems import PROBLEM_JSON, FieldError, Problem, validation_problem
-from api.settings import ApiSettings
+from api.server.problems import PROBLEM_JSON, FieldError, Problem, validation_problem
+from api.server.settings import ApiSettings
 from orchestrator.db import Database
 from orchestrator.service import PathPolicy
 from worker.settings import jobs_root

@@ -19,7 +19,7 @@ import ray
 from PIL import Image
 from typer.testing import CliRunner
 
-from api.cli import app
+from api.cli.main import app
 from orchestrator.loop import run_orchestrator
 from orchestrator.settings import OrchestratorSettings
 from tests.api.conftest import Server, running_server

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Header, Path, Query, Response
 
-from api.auth import CurrentUser
-from api.deps import (
+from api.server.auth import CurrentUser
+from api.server.deps import (
     AUTH_ERRORS,
     CONFLICT,
     ID_MAX,
@@ -20,11 +20,11 @@ from api.deps import (
     Paths,
     problem,
 )
-from api.deps import Settings as SettingsDep
-from api.problems import ApiProblem
-from api.routes_jobs import replayed
-from api.schemas import CancelRequest, GridPage, GridSubmission, GridSummary
-from api.summary import flat_table, to_csv, to_png
+from api.server.deps import Settings as SettingsDep
+from api.server.problems import ApiProblem
+from api.server.routes_jobs import replayed
+from api.server.schemas import CancelRequest, GridPage, GridSubmission, GridSummary
+from api.server.summary import flat_table, to_csv, to_png
 from orchestrator import service
 from orchestrator.schemas import GridPlanView, GridView
 

@@ -1,4 +1,4 @@
-"""The FastAPI application: ``create_app()`` (``uvicorn --factory api.app:create_app``)."""
+"""The FastAPI application: ``create_app()`` (``uvicorn --factory api.server.app:create_app``)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from api.body_limit import BodyLimitMiddleware
-from api.deps import no_unknown_query
-from api.problems import install_problem_handlers
-from api.routes_grids import router as grids_router
-from api.routes_jobs import router as jobs_router
-from api.routes_system import router as system_router
-from api.routes_system import version
-from api.settings import ApiSettings
+from api.server.body_limit import BodyLimitMiddleware
+from api.server.deps import no_unknown_query
+from api.server.problems import install_problem_handlers
+from api.server.routes_grids import router as grids_router
+from api.server.routes_jobs import router as jobs_router
+from api.server.routes_system import router as system_router
+from api.server.routes_system import version
+from api.server.settings import ApiSettings
 from orchestrator.db import Database, open_database
 
 DESCRIPTION = """\

@@ -25,7 +25,7 @@ from typing import IO
 
 import psutil
 
-from api.settings import ApiSettings
+from api.server.settings import ApiSettings
 from worker.mlflow_store import prepare_tracking_store
 
 
@@ -153,7 +153,7 @@ def serve(
     """Run until Ctrl-C/SIGTERM; children are stopped by PID on the way out."""
     import uvicorn
 
-    from api.app import create_app
+    from api.server.app import create_app
     from orchestrator.db import default_database_url, open_database
     from worker.settings import default_tracking_uri, dino_home
 

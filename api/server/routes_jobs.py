@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Response
 
-from api.auth import CurrentUser
-from api.deps import (
+from api.server.auth import CurrentUser
+from api.server.deps import (
     AUTH_ERRORS,
     CONFLICT,
     ID_MAX,
@@ -18,8 +18,15 @@ from api.deps import (
     Offset,
     Paths,
 )
-from api.deps import Settings as SettingsDep
-from api.schemas import CancelRequest, JobDetail, JobPage, JobSubmission, JobSummary, Progress
+from api.server.deps import Settings as SettingsDep
+from api.server.schemas import (
+    CancelRequest,
+    JobDetail,
+    JobPage,
+    JobSubmission,
+    JobSummary,
+    Progress,
+)
 from orchestrator import service
 from orchestrator.schemas import JobView, UserView
 from worker.contracts import JobKind, JobStatus

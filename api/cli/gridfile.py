@@ -35,9 +35,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dino_core.config import deep_merge
-
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PRESETS_DIR = REPO / "configs"
 EVAL_ALIASES = {"knn": "eval_knn", "linear": "eval_linear", "attention": "eval_attention"}
 
@@ -66,8 +64,20 @@ class GridFile(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
-def nest(dotted: dict[str, Any]) -> dict[str, Any]:
-    """``{"train.epochs": 1}`` -> ``{"train": {"epochs": 1}}`` (to merge over a partial base)."""
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"epochs": 1}}`` -> ``{"train.epochs": 1}`` (an empty section stays a leaf)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{path}."))
+        else:
+            out[path] = value
+    return out
+
+
+def nest(dotted: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"train.epochs": 1}`` -> ``{"train": {"epochs": 1}}``."""
     out: dict[str, Any] = {}
     for key, value in dotted.items():
         node = out
@@ -79,6 +89,13 @@ def nest(dotted: dict[str, Any]) -> dict[str, Any]:
             node = child
         node[leaf] = value
     return out
+
+
+def with_set(base: Mapping[str, Any], dotted: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with the dotted fields of ``set`` laid over it (sections keep their other
+    fields). Done here, on the file's own format, so the client needs nothing of the server's
+    config code; the server validates the result."""
+    return nest({**flatten(base), **flatten(dotted)})
 
 
 def find_preset(ref: str, grid_dir: Path) -> Path:
@@ -136,7 +153,7 @@ def grid_body(path: str | Path) -> dict[str, Any]:
     else:
         base = spec.base_config
     if spec.set:
-        base = deep_merge(base, nest(spec.set))
+        base = with_set(base, spec.set)
     body: dict[str, Any] = {
         "name": spec.name,
         "base_config": base,

@@ -7,15 +7,13 @@ it is shown once when created. Every route except ``/healthz`` depends on
 
 from __future__ import annotations
 
-import os
 import secrets
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.problems import ApiProblem
+from api.server.problems import ApiProblem
 from orchestrator.db import Database
 from orchestrator.schemas import Role, UserView
 from orchestrator.service import (
@@ -44,24 +42,6 @@ def issue_token(db: Database, name: str, role: Role = "user", *, rotate: bool = 
     else:
         create_user(db, name, hash_token(token), role)
     return token
-
-
-def token_file(home: Path | None = None) -> Path:
-    """``<DINO_HOME>/token``: where ``dino token create --save`` keeps the CLI's token."""
-    if home is None:
-        from worker.settings import dino_home
-
-        home = dino_home()
-    return home / "token"
-
-
-def save_token(token: str, path: Path) -> None:
-    """Write ``token`` readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
-    path.chmod(0o600)
 
 
 def _unauthorized(detail: str, error: str | None = None) -> ApiProblem:

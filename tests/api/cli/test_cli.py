@@ -13,8 +13,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from api.cli import app
-from api.gridfile import grid_body
+from api.cli.gridfile import GridFileError, grid_body, with_set
+from api.cli.main import app
 from orchestrator.db import open_database
 from orchestrator.service import get_user_by_name, hash_token
 from tests.api.conftest import Server
@@ -181,7 +181,21 @@ def test_grid_over_the_cap_is_refused_alike_by_cli_check_and_server(
 
 
 def test_the_cap_is_one_setting() -> None:
-    from api.settings import ApiSettings
+    from api.server.settings import ApiSettings
     from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS
 
     assert ApiSettings().max_grid_combinations == DEFAULT_MAX_COMBINATIONS
+
+
+def test_set_is_laid_over_the_base_section_by_section() -> None:
+    base = {"model": {"arch": "vit_tiny", "patch_size": 4}, "train": {"epochs": 5}, "tags": {}}
+    merged = with_set(base, {"train.epochs": 1, "model": {"patch_size": 8}, "loss.center": 0.9})
+    assert merged == {
+        "model": {"arch": "vit_tiny", "patch_size": 8},
+        "train": {"epochs": 1},
+        "tags": {},
+        "loss": {"center": 0.9},
+    }
+    assert base["train"] == {"epochs": 5}, "the base is not changed"
+    with pytest.raises(GridFileError, match="conflicts"):
+        with_set({"train": 5}, {"train.epochs": 1})

@@ -15,13 +15,14 @@ import httpx
 import psutil
 import pytest
 
-from api.auth import issue_token
+from api.server.auth import issue_token
 from orchestrator.db import open_database
 from tests.api.helpers import tiny
 from tests.orchestrator.raynodes import REPO, free_port
 
 pytestmark = pytest.mark.slow
-DINO = str(Path(sys.executable).with_name("dino"))
+# the `dino` command of this tree (the installed console script may name an older module)
+DINO = [sys.executable, "-m", "api.cli.main"]
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[str], log: Path) -> None:
@@ -48,7 +49,7 @@ def _start_serve(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, Path, str
         env.pop(name, None)
     env["DINO_ORCH_HEARTBEAT_S"] = "0.5"
     log = tmp_path / "serve.log"
-    args = [DINO, "serve", "--port", str(port), "--num-cpus", "1"]
+    args = [*DINO, "serve", "--port", str(port), "--num-cpus", "1"]
     args += ["--job-fn", "tests.orchestrator.jobfns:steps_job", "--log-level", "warning"]
     with log.open("w") as out:
         proc = subprocess.Popen(

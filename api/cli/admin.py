@@ -1,4 +1,7 @@
-"""``dino serve`` and ``dino token create``: commands that run on the server's machine."""
+"""``dino serve`` and ``dino token create``: commands that run on the server's machine.
+
+They open the job database themselves (the only ``dino`` commands that do), so they import
+the server's layers inside the command, never when ``dino`` starts."""
 
 from __future__ import annotations
 
@@ -7,8 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from api.auth import issue_token, save_token, token_file
-from orchestrator.errors import ConflictError
+from api.cli.token_store import save_token, token_file
 
 token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens of API users.")
 err_console = Console(stderr=True)
@@ -29,7 +31,9 @@ def token_create(
     ] = None,
 ) -> None:
     """Create USER with a new bearer token and print it once (only its hash is stored)."""
+    from api.server.auth import issue_token
     from orchestrator.db import open_database
+    from orchestrator.errors import ConflictError
 
     db = open_database(database_url)
     try:
@@ -74,7 +78,7 @@ def serve_command(
 ) -> None:
     """Run the API and the orchestrator (embedded defaults: SQLite, local Ray, MLflow sqlite
     store under DINO_HOME) until Ctrl-C or SIGTERM."""
-    from api.serve import serve
+    from api.cli.serve import serve
 
     serve(
         host=host,

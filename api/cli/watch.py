@@ -12,7 +12,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from api.client import ApiClient
+from api.cli.client import ApiClient
 from worker.contracts import (
     CANCELLED,
     COLLAPSED,

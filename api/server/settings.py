@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS, MAX_COMBINATIONS_CEILING
 
-DEFAULT_API_URL = "http://127.0.0.1:8000"
 DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
 SYSTEM_DATASETS = "/usr/share/datasets"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.summary import flat_table, to_csv
+from api.server.summary import flat_table, to_csv
 from orchestrator.schemas import EvalCell, GridRow
 
 
@@ -52,7 +52,7 @@ def test_rows_carry_both_baselines_and_the_gain_over_random_init() -> None:
 
 
 def test_png_draws_the_baselines() -> None:
-    from api.summary import to_png
+    from api.server.summary import to_png
 
     metrics = {"knn_top1_k20": 81.5, "knn_top1_k20_random_init": 74.25,
                "knn_top1_k20_raw_pixels": 83.0}  # fmt: skip

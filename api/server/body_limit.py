@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import PROBLEM_JSON, TYPE_PREFIX
+from api.server.problems import PROBLEM_JSON, TYPE_PREFIX
 
 
 class BodyLimitMiddleware:

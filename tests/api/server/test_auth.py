@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.auth import TOKEN_PREFIX, issue_token
+from api.server.auth import TOKEN_PREFIX, issue_token
 from orchestrator.service import get_user_by_name, hash_token
 from tests.api.conftest import Server
 from tests.api.helpers import grid_body, tiny

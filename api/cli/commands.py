@@ -19,9 +19,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.client import ApiClient, ApiError
-from api.gridfile import GridFileError, grid_body, render_errors
-from api.watch import jobs_table, summary_table, watch_grid
+from api.cli.client import ApiClient, ApiError
+from api.cli.gridfile import GridFileError, grid_body, render_errors
+from api.cli.watch import jobs_table, summary_table, watch_grid
 from worker.contracts import SUCCEEDED
 
 grid_app = typer.Typer(no_args_is_help=True, help="Ablation grids: show, list, watch.")
@@ -74,7 +74,7 @@ def _print_summary(client: ApiClient, grid_id: str) -> dict[str, Any]:
 
 
 def submit(
-    grid_file: Annotated[Path, typer.Argument(help="GRID.yaml (see api/gridfile.py)")],
+    grid_file: Annotated[Path, typer.Argument(help="GRID.yaml (see api/cli/gridfile.py)")],
     watch: Annotated[bool, typer.Option("--watch", help="live job table until it ends")] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="ask the server to check it (nothing stored)")

@@ -20,12 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from api.app import create_app
-from api.auth import issue_token
-from api.routes_grids import router as grids_router
-from api.routes_jobs import router as jobs_router
-from api.routes_system import router as system_router
-from api.settings import ApiSettings
+from api.server.app import create_app
+from api.server.auth import issue_token
+from api.server.routes_grids import router as grids_router
+from api.server.routes_jobs import router as jobs_router
+from api.server.routes_system import router as system_router
+from api.server.settings import ApiSettings
 from orchestrator.db import open_database
 
 MAX_EXAMPLES = 25

@@ -9,11 +9,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.auth import CurrentUser
-from api.deps import AUTH_ERRORS, Db, problem
-from api.problems import ApiProblem
-from api.prometheus import CONTENT_TYPE, render
-from api.schemas import Health
+from api.server.auth import CurrentUser
+from api.server.deps import AUTH_ERRORS, Db, problem
+from api.server.problems import ApiProblem
+from api.server.prometheus import CONTENT_TYPE, render
+from api.server.schemas import Health
 from orchestrator import service
 from orchestrator.schemas import OrchestratorView, QueueStats, UserView
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from api.settings import DEFAULT_API_URL
+from api.cli.token_store import read_token
 
+DEFAULT_API_URL = "http://127.0.0.1:8000"
 RETRY_STATUSES = frozenset({502, 503, 504})
 
 
@@ -42,19 +42,6 @@ class ApiError(Exception):
 
 def api_url() -> str:
     return os.environ.get("DINO_API_URL", "").strip() or DEFAULT_API_URL
-
-
-def read_token() -> str | None:
-    """``DINO_TOKEN``, else the saved token file, else None."""
-    token = os.environ.get("DINO_TOKEN", "").strip()
-    if token:
-        return token
-    from api.auth import token_file
-
-    path = token_file(Path(os.environ["DINO_HOME"]) if os.environ.get("DINO_HOME") else None)
-    if path.is_file():
-        return path.read_text().strip() or None
-    return None
 
 
 def _problem_of(response: httpx.Response) -> dict[str, Any]:
