@@ -82,7 +82,8 @@ def _print_summary(client: ApiClient, grid_id: str, view: str = "combinations") 
         console.print(summary_table(summary))
         if summary.get("baselines"):
             console.print(baselines_table(summary))
-        console.print(f"[dim]{summary.get('rule', '')}[/dim]", highlight=False)
+        legend = "(best): the highest mean; *: lower than the best beyond the seed spread"
+        console.print(f"[dim]{legend}. {summary.get('rule', '')}[/dim]", highlight=False)
     return dict(summary)
 
 

@@ -2,14 +2,15 @@
 
 One row of panels per score the grid measured (k-NN top-1, linear top-1, attention IoU; the
 final loss when it measured none), one panel per axis that varies: the score's mean over the
-seeds against the axis value, one line per value of the other axes, error bars of ± the sample
-standard deviation. k-NN panels carry the baselines as horizontal lines (random init dotted,
-with a ± std band over its seeds; raw pixels dashed). With exactly two varying axes a heat map
-of the first score follows, its mean ± std printed in each cell with the best combination
-named and the others' Welch p against it (``*``: p < 0.05, :mod:`.aggregate`). A combination
-whose runs did not all succeed is marked with its status (collapsed with its kind, stopped
-early, failed): a red cross at the bottom of the panel when no run has a score, a red ring
-round the point when only some have.
+seeds against the axis value, one line per value of the other axes (set a little apart, so
+their error bars do not hide each other), error bars of ± the sample standard deviation. k-NN
+panels carry the baselines as horizontal lines (random init dotted, with a ± std band over
+its seeds; raw pixels dashed). With exactly two varying axes a heat map of the first score
+follows, its mean ± std printed in each cell with the best combination named and the others'
+Welch p against it (``*``: p < 0.05, :mod:`.aggregate`). A combination whose runs did not all
+succeed is marked with its status (collapsed with its kind, stopped early, failed): a red
+cross at the bottom of the panel when no run has a score, a red ring round the point when
+only some have.
 """
 
 from __future__ import annotations
@@ -123,12 +124,13 @@ def _panel(
         lines = {}
         for r in table:
             lines.setdefault(tuple(r.get(b) for b in others), []).append(r)
-    for key, members in lines.items():
+    for n, (key, members) in enumerate(lines.items()):
         label = ", ".join(
             f"{_short(b)}={v}" for b, v in zip([b for b in varying if b != axis], key, strict=True)
         )
+        dodge = (n - (len(lines) - 1) / 2) * min(0.08, 0.3 / len(lines))  # bars side by side
         pts = [
-            (xs_of[id(r)], r[metric], r.get(f"{metric}_std") or 0.0, r)
+            (xs_of[id(r)] + dodge, r[metric], r.get(f"{metric}_std") or 0.0, r)
             for r in members
             if r.get(metric) is not None
         ]

@@ -218,7 +218,7 @@ def test_bad_seeds_are_refused_naming_the_field_and_store_nothing(server: Server
         (grid_body(seeds=[0, 1, 0]), ["body.seeds.2"], "listed twice"),
         (grid_body(seeds=[0, "one"]), ["body.seeds.1"], "integer"),
         (grid_body(seeds=[0, 1.5]), ["body.seeds.1"], "integer"),
-        (grid_body(seed=[0, 1]), ["body.seed"], "Extra inputs"),
+        (grid_body(seed=[0, 1]), ["body.seed"], "unknown field"),
         (grid_body(seeds=[0], axes={"train.seed": [1, 2]}), ["body.seeds"], "one place"),
         (grid_body(seeds=[0], overrides=[{"train.seed": 3}]), ["body.seeds"], "one place"),
     ]

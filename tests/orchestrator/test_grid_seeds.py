@@ -49,7 +49,7 @@ def test_two_by_two_grid_with_three_seeds_aggregates_and_scores_baselines_once(
     with running_scheduler(db, mlflow_setup=True, mlflow_tracking_uri=tracking):
         wait_until(lambda: _finished(db, grid.id, alice), "the grid to end", 600)
         parent = get_grid(db, alice, grid.id).mlflow_parent_run_id or ""
-        wait_until(lambda: client.get_run(parent).info.status == "FINISHED", "the parent run")
+        wait_until(lambda: client.get_run(parent).info.status == "FINISHED", "the parent run", 600)
 
     rows = grid_summary(db, alice, grid.id)
     results = grid_results(grid.name, rows)
