@@ -1,6 +1,8 @@
-"""Evaluation jobs (``eval_knn`` / ``eval_linear`` / ``eval_attention``) of one checkpoint.
+"""Evaluation jobs (``eval_knn`` / ``eval_linear`` / ``eval_attention``) of one checkpoint,
+and a grid's ``baselines`` job (k-NN of raw pixels and random init of the job's config).
 
-Runs :mod:`dino_core.eval.run` on ``spec.source_checkpoint`` with ``spec.eval_options`` as
+Runs :mod:`dino_core.eval.run` on ``spec.source_checkpoint`` (a ``baselines`` job:
+:mod:`dino_core.eval.baseline_run` on the config) with ``spec.eval_options`` as
 keyword arguments (``data`` may be a dict of :class:`DataOverrides` fields), writing its
 report under ``<storage_uri>/eval/<kind>`` (a temporary directory for remote storage), then
 records it in the job's MLflow run: the report header and settings as params, flat metrics,
@@ -13,6 +15,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +23,20 @@ import numpy as np
 from PIL import Image
 from pydantic import ValidationError
 
+from dino_core.config import DinoConfig
+from dino_core.eval.baseline_run import run_knn_baselines
 from dino_core.eval.options import EVAL_OPTIONS, option_problems
 from dino_core.eval.run import DataOverrides, run_attention_eval, run_knn_eval, run_linear_eval
 from worker.attempt import finish_session, open_session
-from worker.contracts import CANCELLED, SUCCEEDED, CancelFn, JobResult, JobSpec, ProgressFn
+from worker.contracts import (
+    BASELINES,
+    CANCELLED,
+    SUCCEEDED,
+    CancelFn,
+    JobResult,
+    JobSpec,
+    ProgressFn,
+)
 from worker.mlflow_run import RunTarget
 from worker.outcome import failed
 from worker.progress import finite
@@ -61,20 +74,33 @@ def _record(session: TrackingSession, result: dict[str, Any], out_dir: Path) -> 
                 session.log_image(path.stem, image, step=0)
 
 
+Score = Callable[..., dict[str, Any]]  # called with out_dir=
+
+
+def _runner(spec: JobSpec, config: DinoConfig) -> tuple[Score, str | None]:
+    """What scores this job (given its output directory), and the checkpoint it scores."""
+    kwargs = eval_kwargs(spec.kind, spec.eval_options)
+    if spec.kind == BASELINES:
+        return partial(run_knn_baselines, config, **kwargs), None
+    checkpoint = spec.source_checkpoint
+    if not checkpoint:
+        raise ValueError(f"{spec.kind} job {spec.job_id} has no source_checkpoint to evaluate")
+    return partial(RUNNERS[spec.kind], checkpoint, **kwargs), checkpoint
+
+
 def evaluate_job(
     spec: JobSpec,
+    config: DinoConfig,
     target: RunTarget,
     emit: ProgressFn,
     should_cancel: CancelFn | None,
 ) -> JobResult:
-    """Score ``spec.source_checkpoint``; the result's metrics are the runner's flat metrics."""
-    if not spec.source_checkpoint:
-        return failed(
-            spec.job_id,
-            ValueError(f"{spec.kind} job {spec.job_id} has no source_checkpoint to evaluate"),
-            spec.mlflow.run_id,
-        )
-    kwargs = eval_kwargs(spec.kind, spec.eval_options)
+    """Score ``spec.source_checkpoint`` (a ``baselines`` job: ``config``'s k-NN baselines);
+    the result's metrics are the runner's flat metrics."""
+    try:
+        score, checkpoint = _runner(spec, config)
+    except ValueError as err:
+        return failed(spec.job_id, err, spec.mlflow.run_id)
     session = open_session(spec, target, emit)
     session.log_params({f"eval_options.{k}": v for k, v in spec.eval_options.items()})
     if should_cancel is not None and should_cancel():
@@ -89,7 +115,7 @@ def evaluate_job(
             else tempfile.TemporaryDirectory(prefix=f"dino-{spec.kind}-")
         ) as out:
             out_dir = Path(out)
-            report = RUNNERS[spec.kind](spec.source_checkpoint, out_dir=out_dir, **kwargs)
+            report = score(out_dir=out_dir)
             header = {k: v for k, v in report.items() if isinstance(v, str | int | float)}
             settings = report.get("settings", {})
             session.log_params({f"eval.{k}": v for k, v in {**header, **settings}.items()})
@@ -100,7 +126,7 @@ def evaluate_job(
             job_id=spec.job_id,
             status=SUCCEEDED,
             metrics=finite(report.get("metrics", {})),
-            checkpoint_uri=spec.source_checkpoint,
+            checkpoint_uri=checkpoint,
             mlflow_run_id=session.run_id,
             detail={k: report[k] for k in ("kind", "settings", "n_train", "n_test") if k in report},
         )

@@ -135,8 +135,11 @@ class ApiClient:
     def cancel_grid(self, grid_id: str) -> dict[str, Any]:
         return dict(self._json("POST", f"/v1/grids/{grid_id}/cancel"))
 
-    def grid_summary(self, grid_id: str, fmt: str = "json") -> httpx.Response:
-        return self.request("GET", f"/v1/grids/{grid_id}/summary", params={"format": fmt})
+    def grid_summary(
+        self, grid_id: str, fmt: str = "json", view: str = "combinations"
+    ) -> httpx.Response:
+        params = {"format": fmt, "view": view}
+        return self.request("GET", f"/v1/grids/{grid_id}/summary", params=params)
 
     def cluster(self) -> dict[str, Any]:
         return dict(self._json("GET", "/v1/cluster", retries=2))

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from api.cli.client import ApiClient, ApiError
 from api.cli.gridfile import GridFileError, grid_body, render_errors
-from api.cli.watch import jobs_table, summary_table, watch_grid
+from api.cli.watch import baselines_table, jobs_table, runs_table, summary_table, watch_grid
 from worker.contracts import SUCCEEDED
 
 grid_app = typer.Typer(no_args_is_help=True, help="Ablation grids: show, list, watch.")
@@ -67,9 +67,23 @@ def _watch(client: ApiClient, grid_id: str, timeout: float | None) -> dict[str, 
         raise typer.Exit(4) from None
 
 
-def _print_summary(client: ApiClient, grid_id: str) -> dict[str, Any]:
+VIEWS = ("combinations", "runs", "baselines")
+
+
+def _print_summary(client: ApiClient, grid_id: str, view: str = "combinations") -> dict[str, Any]:
+    """The per-combination table (mean ± std over seeds, marks against the best), then the
+    baselines and the rule the marks follow; ``view`` runs / baselines: that table alone."""
     summary = client.grid_summary(grid_id, "json").json()
-    console.print(summary_table(summary))
+    if view == "runs":
+        console.print(runs_table(summary))
+    elif view == "baselines":
+        console.print(baselines_table(summary))
+    else:
+        console.print(summary_table(summary))
+        if summary.get("baselines"):
+            console.print(baselines_table(summary))
+        legend = "(best): the highest mean; *: lower than the best beyond the seed spread"
+        console.print(f"[dim]{legend}. {summary.get('rule', '')}[/dim]", highlight=False)
     return dict(summary)
 
 
@@ -97,9 +111,11 @@ def submit(
         if dry_run:
             plan = client.plan_grid(body)
             console.print_json(json.dumps(body))
+            seeds = f" x {len(plan['seeds'])} seed(s)" if plan.get("seeds") else ""
             console.print(
-                f"{grid_file}: valid, {plan['n_combinations']} combination(s), "
-                f"{plan['n_jobs']} job(s)"
+                f"{grid_file}: valid, {plan['n_combinations']} combination(s){seeds}, "
+                f"{plan['n_jobs']} job(s) ({plan['n_runs']} pretraining, "
+                f"{plan['n_baseline_jobs']} k-NN baselines)"
             )
             return
         grid = client.submit_grid(body, key)
@@ -157,19 +173,26 @@ def grid_show(
     grid_id: Annotated[str, typer.Argument(help="grid id")],
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json | png")] = "table",
     output: Annotated[Path | None, typer.Option(help="write to this file (png: required)")] = None,
+    view: Annotated[
+        str, typer.Option(help="table / csv: combinations (mean ± std), runs or baselines")
+    ] = "combinations",
 ) -> None:
-    """The ablation table of a grid."""
+    """The ablation table of a grid: per combination mean ± std over its seeds, marked
+    against the best, and the baselines; the figure with --format png."""
     if fmt not in ("table", "csv", "json", "png"):
         err_console.print(f"[red]error:[/red] --format {fmt!r}: use table, csv, json or png")
+        raise typer.Exit(2)
+    if view not in VIEWS:
+        err_console.print(f"[red]error:[/red] --view {view!r}: use {', '.join(VIEWS)}")
         raise typer.Exit(2)
     if fmt == "png" and output is None:
         err_console.print("[red]error:[/red] --format png needs --output FILE.png")
         raise typer.Exit(2)
     with api_errors(), ApiClient.from_env() as client:
         if fmt == "table":
-            _print_summary(client, grid_id)
+            _print_summary(client, grid_id, view)
             return
-        response = client.grid_summary(grid_id, fmt)
+        response = client.grid_summary(grid_id, fmt, view)
     if output is not None:
         output.write_bytes(response.content)
         console.print(f"wrote {output}")

@@ -13,9 +13,12 @@ Format (every key but ``name`` optional)::
     overrides:                      # explicit override sets, crossed with the axes
       - {optim.lr: 0.001}
       - ["optim.lr=0.002"]
+    seeds: [0, 1, 2]                # every combination once per train.seed: the summary
+                                    # gives mean ± std and n over them (leave out: once)
     evaluations: [knn, attention]   # knn | linear | attention (or eval_knn ...); [] = none
     eval_options:                   # per evaluation: keyword arguments of its runner
-      knn: {ks: [10, 20]}
+      knn: {ks: [10, 20]}           # knn baselines (random init, raw pixels) are scored
+                                    # once per grid; knn: {baselines: false} skips them
     priority: 0                     # higher runs first
     resources: {num_cpus: 1}        # per pretraining job; eval_resources for evaluations
     max_attempts: 3
@@ -54,6 +57,7 @@ class GridFile(BaseModel):
     set: dict[str, Any] = Field(default_factory=dict)
     axes: dict[str, list[Any]] = Field(default_factory=dict)
     overrides: list[dict[str, Any] | list[str]] = Field(default_factory=list)
+    seeds: list[Any] | None = None  # checked by the server (422 naming seeds.<i>)
     evaluations: list[str] | None = None
     evals: list[str] | None = None
     eval_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -165,6 +169,8 @@ def grid_body(path: str | Path) -> dict[str, Any]:
         "max_attempts": spec.max_attempts,
         "tags": spec.tags,
     }
+    if spec.seeds is not None:
+        body["seeds"] = spec.seeds
     evals = _evals(spec, p)
     if evals is not None:
         body["evals"] = evals

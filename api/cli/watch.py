@@ -110,20 +110,64 @@ def watch_grid(
     return grid
 
 
-def summary_table(summary: Mapping[str, Any]) -> Table:
-    """The ablation table (columns as the API orders them; ids, and metric columns no
-    combination has, left out for width)."""
+MEAN_SUFFIXES = ("_std", "_n", "_p", "_vs_best")
+MARKS = {"best": " (best)", "lower": " *", "~": ""}
+
+
+def _shown(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[str]:
     hidden = {"job_id", "mlflow_run_id"}
-    rows = summary["table"]
-    columns = [
+    return [
         c
-        for c in summary["columns"]
+        for c in columns
         if c not in hidden and (not rows or any(r.get(c) is not None for r in rows))
     ]
-    table = Table(title=f"grid {summary['grid_id']} ({summary['name']}): {summary['status']}")
-    for col in columns:
-        justify = "left" if col == "status" else "right"
+
+
+def mean_cell(row: Mapping[str, Any], metric: str) -> str:
+    """``75.81 ± 0.6`` (n when fewer runs than seeds have it), with the mark against the best
+    combination: `` (best)``, `` *`` (lower beyond the seed spread)."""
+    mean = row.get(metric)
+    if mean is None:
+        return "-"
+    text = _fmt(mean)
+    std = row.get(f"{metric}_std")
+    if std is not None:
+        text += f" ± {std:.2g}"
+    n, seeds = row.get(f"{metric}_n"), row.get("n_seeds")
+    if isinstance(n, int) and isinstance(seeds, int) and n < seeds:
+        text += f" (n={n})"
+    return text + MARKS.get(str(row.get(f"{metric}_vs_best")), "")
+
+
+def _folded_table(title: str, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> Table:
+    """Rows with each metric ``m`` that has ``m_std`` / ``m_n`` columns shown as one cell."""
+    metrics = {c for c in columns if f"{c}_n" in columns}
+    folded = {f"{m}{sfx}" for m in metrics for sfx in MEAN_SUFFIXES}
+    kept = [c for c in _shown(columns, rows) if c not in folded]
+    table = Table(title=title)
+    for col in kept:
+        justify = "left" if col in ("status", "seeds") else "right"
         table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for row in rows:
-        table.add_row(*(_fmt(row.get(c)) for c in columns))
+        table.add_row(*(mean_cell(row, c) if c in metrics else _fmt(row.get(c)) for c in kept))
     return table
+
+
+def summary_table(summary: Mapping[str, Any]) -> Table:
+    """The ablation table, one row per combination: each metric as mean ± std over its seeds
+    and its mark against the best (columns as the API orders them; the std / n / p columns
+    folded into their metric; ids and metrics no combination has left out)."""
+    title = f"grid {summary['grid_id']} ({summary['name']}): {summary['status']}"
+    return _folded_table(title, summary["columns"], summary["table"])
+
+
+def runs_table(summary: Mapping[str, Any]) -> Table:
+    """One row per pretraining run (combination x seed)."""
+    title = f"grid {summary['grid_id']} ({summary['name']}): every run"
+    return _folded_table(title, summary["run_columns"], summary["run_table"])
+
+
+def baselines_table(summary: Mapping[str, Any]) -> Table:
+    """The grid's baselines: k-NN of random init (mean ± std over the seeds) and raw pixels."""
+    title = "baselines: k-NN of the same architecture and data (once per grid)"
+    return _folded_table(title, summary["baseline_columns"], summary["baselines"])

@@ -24,13 +24,15 @@ from api.server.deps import Settings as SettingsDep
 from api.server.problems import ApiProblem
 from api.server.routes_jobs import replayed
 from api.server.schemas import CancelRequest, GridPage, GridSubmission, GridSummary
-from api.server.summary import flat_table, to_csv, to_png
 from orchestrator import service
+from orchestrator.ablation import grid_results, to_csv
+from orchestrator.ablation.figure import to_png
 from orchestrator.schemas import GridPlanView, GridView
 
 router = APIRouter(prefix="/v1/grids", tags=["grids"])
 GridId = Annotated[str, Path(min_length=1, max_length=ID_MAX, description="grid id")]
 Format = Literal["json", "csv", "png"]
+View = Literal["combinations", "runs", "baselines"]
 MEDIA: dict[str, str] = {"json": "application/json", "csv": "text/csv", "png": "image/png"}
 
 
@@ -147,25 +149,42 @@ def grid_summary(
     user: CurrentUser,
     db: Db,
     format: Annotated[Format | None, Query(description="overrides the Accept header")] = None,
+    view: Annotated[
+        View, Query(description="CSV: one row per combination (mean, std, n), run or baseline")
+    ] = "combinations",
     accept: Annotated[str | None, Header(max_length=1000)] = None,
 ) -> GridSummary | Response:
-    """One row per combination: axis values, status, final loss, k-NN top-1 (from the
-    eval_knn job), linear and attention scores, collapse. ``?format=png`` plots the final
-    k-NN per combination."""
+    """One row per combination: axis values, status, mean ± std and n over its seeds of the
+    final loss, teacher entropy, k-NN top-1 (from the eval_knn jobs), its baselines (random
+    init, raw pixels: the grid's baselines job) and gain, linear and attention scores, and
+    which scores fall below the best combination's by more than the seed spread (``rule``).
+    ``?format=png``: the summary figure (each score against each axis, error bars from the
+    seeds, baselines as lines; a heat map for two axes)."""
     grid = service.get_grid(db, user, grid_id)
-    rows = service.grid_summary(db, user, grid_id)
     kind = negotiate(format, accept)
+    results = grid_results(grid.name, service.grid_summary(db, user, grid_id))
     if kind == "png":
-        return Response(to_png(grid.name, rows), media_type="image/png")
-    columns, table = flat_table(rows)
+        return Response(to_png(results), media_type="image/png")
     if kind == "csv":
-        headers = {"Content-Disposition": f'attachment; filename="{grid.id}.csv"'}
+        columns, table = {
+            "combinations": (results.columns, results.table),
+            "runs": (results.run_columns, results.run_table),
+            "baselines": (results.baseline_columns, results.baselines),
+        }[view]
+        suffix = "" if view == "combinations" else f"-{view}"
+        headers = {"Content-Disposition": f'attachment; filename="{grid.id}{suffix}.csv"'}
         return Response(to_csv(columns, table), media_type="text/csv", headers=headers)
     return GridSummary(
         grid_id=grid.id,
         name=grid.name,
         status=grid.status,
-        columns=columns,
-        table=table,
-        rows=rows,
+        seeds=grid.seeds,
+        rule=results.rule,
+        columns=results.columns,
+        table=results.table,
+        run_columns=results.run_columns,
+        run_table=results.run_table,
+        baseline_columns=results.baseline_columns,
+        baselines=results.baselines,
+        rows=results.rows,
     )

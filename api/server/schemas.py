@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, field_validator
 
 from orchestrator.schemas import (
     DEFAULT_EVALS,
@@ -30,6 +30,7 @@ MAX_OVERRIDE_SETS = 64
 MAX_OVERRIDES = 64
 MAX_TAGS = 32
 MAX_EVAL_OPTIONS = 16
+MAX_SEEDS = 32
 PRIORITY_LIMIT = 1_000_000
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -129,6 +130,12 @@ class GridSubmission(GridRequest):
     overrides: list[dict[Key, Any] | Annotated[list[Override], Field(max_length=MAX_OVERRIDES)]] = (
         Field(default_factory=list, max_length=MAX_OVERRIDE_SETS, description="override sets")
     )
+    seeds: (
+        Annotated[
+            list[Annotated[StrictInt, Field(ge=-(2**63), lt=2**63)]], Field(max_length=MAX_SEEDS)
+        ]
+        | None
+    ) = Field(None, description="run every combination once per train.seed; None = once")
     evals: list[EvalKind] = Field(default_factory=lambda: list(DEFAULT_EVALS), max_length=3)
     resources: ResourceRequest = Field(default_factory=_resources)
     eval_resources: ResourceRequest | None = None
@@ -197,14 +204,26 @@ class GridPage(Page):
 
 
 class GridSummary(BaseModel):
-    """The ablation table of a grid: one row per combination."""
+    """The ablation table of a grid: one row per combination (mean, std and n over its
+    seeds), one per run, and the baselines; ``rule`` says how the marks are decided."""
 
     grid_id: str
     name: str
     status: GridStatus
+    seeds: list[int] = Field(description="each combination runs once per seed; [] = once")
+    rule: str = Field(description="how mean ± std and the '<m>_vs_best' marks are computed")
     columns: list[str] = Field(description="column order of ``table`` (and of the CSV)")
-    table: list[dict[str, Any]] = Field(description="flat rows: axis values, metrics, status")
-    rows: list[GridRow] = Field(description="the full rows, with every metric and eval job")
+    table: list[dict[str, Any]] = Field(
+        description="per combination: axis values, status, <m> (mean), <m>_std, <m>_n, "
+        "<m>_p and <m>_vs_best for the scores"
+    )
+    run_columns: list[str] = Field(description="column order of ``run_table``")
+    run_table: list[dict[str, Any]] = Field(description="per pretraining run (seed)")
+    baseline_columns: list[str] = Field(description="column order of ``baselines``")
+    baselines: list[dict[str, Any]] = Field(
+        description="k-NN of random init (over the seeds) and raw pixels, per architecture"
+    )
+    rows: list[GridRow] = Field(description="the full runs, with every metric and eval job")
 
 
 class CancelRequest(BaseModel):

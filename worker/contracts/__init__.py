@@ -22,6 +22,7 @@ from worker.contracts.poll import PollReply
 from worker.contracts.spec import JobResult, JobSpec, MlflowTarget, Resources
 from worker.contracts.status import (
     ABANDONED,
+    BASELINES,
     CANCELLED,
     COLLAPSED,
     DIVERGED,
@@ -49,10 +50,12 @@ from worker.contracts.status import (
     JobKind,
     JobStatus,
     MlflowRunStatus,
+    RequestKind,
 )
 
 __all__ = [
     "ABANDONED",
+    "BASELINES",
     "CANCELLED",
     "COLLAPSED",
     "DIVERGED",
@@ -89,6 +92,7 @@ __all__ = [
     "PollReply",
     "Progress",
     "ProgressFn",
+    "RequestKind",
     "Resources",
     "Started",
     "Warned",

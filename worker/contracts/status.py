@@ -11,8 +11,12 @@ from __future__ import annotations
 from typing import Final, Literal, get_args
 
 EvalKind = Literal["eval_knn", "eval_attention", "eval_linear"]
-JobKind = Literal["pretrain", EvalKind]
+# A request names a pretraining or an evaluation of a checkpoint; a grid adds its baseline
+# job itself (the k-NN of random init and raw pixels, once per grid and architecture).
+RequestKind = Literal["pretrain", EvalKind]
+JobKind = Literal[RequestKind, "baselines"]
 PRETRAIN: Final = "pretrain"
+BASELINES: Final = "baselines"
 EVAL_KINDS: Final[tuple[EvalKind, ...]] = get_args(EvalKind)
 JOB_KINDS: Final[tuple[JobKind, ...]] = get_args(JobKind)
 

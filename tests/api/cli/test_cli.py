@@ -119,17 +119,18 @@ def test_client_commands_against_the_server(server: Server, tmp_path: Path) -> N
     code, out = run(server, "nina", "submit", str(write_grid(tmp_path)))
     assert code == 0, out
     grid_id = GRID_ID.search(out).group(0)  # type: ignore[union-attr]
-    assert "4 combination(s), 8 job(s)" in out
+    assert "4 combination(s), 9 job(s)" in out  # 4 pretraining, 4 k-NN, 1 baselines job
 
     code, out = run(server, "nina", "jobs", "--grid", grid_id, "--json")
     page = json.loads(out)
-    assert code == 0 and len(page["items"]) == 8
+    assert code == 0 and len(page["items"]) == 9
     assert {j["status"] for j in page["items"]} == {"QUEUED"}
     code, out = run(server, "nina", "jobs")
-    assert code == 0 and "8 job(s)" in out and "cli-grid/0" in out
+    assert code == 0 and "9 job(s)" in out and "cli-grid/0" in out
 
     code, out = run(server, "nina", "grid", "show", grid_id)
-    assert code == 0 and "teacher_temp" in out and out.count("QUEUED") == 4 + 1  # + title
+    assert code == 0 and "teacher_temp" in out and "Welch" in out
+    assert out.count("QUEUED") == 4 + 1 + 1  # + title + the baselines job
     code, out = run(server, "nina", "grid", "show", grid_id, "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["loss.teacher_temp"] for r in rows] == ["0.04", "0.04", "0.07", "0.07"]
@@ -177,7 +178,7 @@ def test_grid_over_the_cap_is_refused_alike_by_cli_check_and_server(
         assert r.status_code == 422 and f"cap of {cap}" in r.json()["detail"]
     axes = {"train.seed": list(range(cap))}
     code, out = run(server, "alice", "submit", str(write_grid(tmp_path, axes=axes)), "--dry-run")
-    assert code == 0 and f"valid, {cap} combination(s), {2 * cap} job(s)" in out
+    assert code == 0 and f"valid, {cap} combination(s), {2 * cap + 1} job(s)" in out
 
 
 def test_the_cap_is_one_setting() -> None:

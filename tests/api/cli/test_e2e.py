@@ -81,28 +81,31 @@ def test_grid_from_yaml_to_summary(live: Server, tmp_path: Path) -> None:
         csv_text = c.get(f"/v1/grids/{grid_id}/summary", headers={"Accept": "text/csv"}).text
         png = c.get(f"/v1/grids/{grid_id}/summary", params={"format": "png"})
         grid = c.get(f"/v1/grids/{grid_id}").json()
-        detail = c.get(f"/v1/jobs/{summary['table'][0]['job_id']}").json()
+        detail = c.get(f"/v1/jobs/{summary['run_table'][0]['job_id']}").json()
         metrics = c.get("/metrics").text
         cluster = c.get("/v1/cluster").json()
 
-    assert summary["status"] == "SUCCEEDED" and grid["counts"] == {"SUCCEEDED": 8}
+    assert summary["status"] == "SUCCEEDED" and grid["counts"] == {"SUCCEEDED": 8 + 1}
     table = summary["table"]
     temps, crops = [0.04, 0.07], [2, 4]
     assert [(r["loss.teacher_temp"], r["crops.local_number"]) for r in table] == list(
         itertools.product(temps, crops)
     )
-    for row in table:
-        assert row["status"] == "SUCCEEDED" and row["collapsed"] is False
+    for row in table:  # one seed: n = 1, no spread
+        assert row["status"] == "SUCCEEDED" and row["collapsed"] == 0 and row["n_seeds"] == 1
         assert math.isfinite(row["loss"]) and 0 < row["loss"] < math.log(64) * 2
-        assert 0.0 <= row["knn_top1"] <= 100.0
-        assert row["mlflow_run_id"]
+        assert 0.0 <= row["knn_top1"] <= 100.0 and row["knn_top1_std"] is None
+        assert 0.0 <= row["knn_random_init"] <= 100.0  # from the grid's baselines job
+    assert all(r["mlflow_run_id"] for r in summary["run_table"])
     assert summary["columns"][:3] == ["combination", "loss.teacher_temp", "crops.local_number"]
+    (base,) = summary["baselines"]
+    assert base["status"] == "SUCCEEDED" and base["knn_random_init_n"] == 1
 
     rows = list(csv.DictReader(io.StringIO(csv_text)))
     assert len(rows) == 4
     for got, want in zip(rows, table, strict=True):
         assert float(got["knn_top1"]) == pytest.approx(want["knn_top1"])
-        assert got["job_id"] == want["job_id"]
+        assert int(got["combination"]) == want["combination"]
 
     assert png.headers["content-type"] == "image/png"
     image = Image.open(io.BytesIO(png.content))
@@ -117,10 +120,10 @@ def test_grid_from_yaml_to_summary(live: Server, tmp_path: Path) -> None:
     assert detail["mlflow_run_url"].endswith(f"/#/runs/{detail['mlflow_run_id']}")
     assert Path(detail["checkpoint_uri"]).is_file()
 
-    assert 'dino_jobs{state="SUCCEEDED"} 8' in metrics
+    assert 'dino_jobs{state="SUCCEEDED"} 9' in metrics
     attempts = re.search(r"^dino_scheduling_latency_seconds_count (\d+)$", metrics, re.M)
-    assert attempts is not None and int(attempts.group(1)) >= 8
+    assert attempts is not None and int(attempts.group(1)) >= 9
     assert len(cluster["orchestrators"]) == 1 and cluster["resources_total"]["CPU"] == 2
 
     show = runner.invoke(app, ["grid", "show", grid_id], env=env, catch_exceptions=False)
-    assert show.exit_code == 0 and show.output.count("SUCCEEDED") == 4 + 1
+    assert show.exit_code == 0 and show.output.count("SUCCEEDED") == 4 + 1 + 1  # + baselines

@@ -50,7 +50,8 @@ def test_a_retry_returns_the_first_object_and_a_changed_body_conflicts(server: S
         assert theirs.status_code == 201 and theirs.json()["id"] != first.json()["id"]
     assert len(_grids(server, "ivan")) == 1
     with server.client("ivan") as c:
-        assert len(c.get("/v1/jobs", params={"limit": 1000}).json()["items"]) == 8 + 1
+        # the grid's 4 pretraining and 4 k-NN jobs, its k-NN baselines job, and the job
+        assert len(c.get("/v1/jobs", params={"limit": 1000}).json()["items"]) == 8 + 1 + 1
 
 
 def _post(server: Server, token: str, key: str, name: str) -> httpx.Response:

@@ -54,16 +54,18 @@ def test_metrics_count_jobs_by_state(server: Server) -> None:
     with server.client("mia") as c:
         before = _samples(c.get("/metrics").text)
         grid = c.post("/v1/grids", json=grid_body("metrics")).json()
-        c.post(f"/v1/jobs/{grid['jobs'][0]['id']}/cancel")
+        first = next(j for j in grid["jobs"] if j["kind"] == "pretrain")
+        c.post(f"/v1/jobs/{first['id']}/cancel")
         r = c.get("/metrics")
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
     assert "# TYPE dino_scheduling_latency_seconds histogram" in r.text
     after = _samples(r.text)
     queued, cancelled = 'dino_jobs{state="QUEUED"}', 'dino_jobs{state="CANCELLED"}'
-    # cancelling combination 0's pretraining job cancels its k-NN job too
-    assert after[queued] - before[queued] == 8 - 2
+    # cancelling combination 0's pretraining job cancels its k-NN job too; the grid's k-NN
+    # baselines job waits on nothing
+    assert after[queued] - before[queued] == 9 - 2
     assert after[cancelled] - before[cancelled] == 2
-    assert after["dino_queue_length"] - before["dino_queue_length"] == 3
+    assert after["dino_queue_length"] - before["dino_queue_length"] == 3 + 1
     assert after["dino_jobs_waiting_dependencies"] - before["dino_jobs_waiting_dependencies"] == 3
     assert (
         after['dino_scheduling_latency_seconds_bucket{le="+Inf"}']

@@ -174,7 +174,8 @@ def test_dry_run_returns_the_combinations_and_stores_nothing(server: Server) -> 
         r = c.post("/v1/grids", params={"dry_run": "true"}, json=grid_body("dry"))
         assert r.status_code == 200, r.text
         plan = r.json()
-        assert plan["n_combinations"] == 4 and plan["n_jobs"] == 8
+        assert plan["n_combinations"] == 4 and plan["n_jobs"] == 9  # + the baselines job
+        assert (plan["n_runs"], plan["n_baseline_jobs"], plan["seeds"]) == (4, 1, [])
         assert [p["values"] for p in plan["combinations"]][1] == {
             "loss.teacher_temp": 0.04,
             "crops.local_number": 2,
@@ -209,3 +210,27 @@ def test_eval_options_are_checked_at_submit_per_kind(server: Server) -> None:
         assert "body.eval_options.threshold" in fields(r.json())
         ok = grid_body(eval_options={"eval_knn": {"ks": [10, 20], "data": {"limit": 8}}})
         assert c.post("/v1/grids", json=ok).status_code == 201
+
+
+def test_bad_seeds_are_refused_naming_the_field_and_store_nothing(server: Server) -> None:
+    cases = [
+        (grid_body(seeds=[]), ["body.seeds"], "at least one seed"),
+        (grid_body(seeds=[0, 1, 0]), ["body.seeds.2"], "listed twice"),
+        (grid_body(seeds=[0, "one"]), ["body.seeds.1"], "integer"),
+        (grid_body(seeds=[0, 1.5]), ["body.seeds.1"], "integer"),
+        (grid_body(seed=[0, 1]), ["body.seed"], "unknown field"),
+        (grid_body(seeds=[0], axes={"train.seed": [1, 2]}), ["body.seeds"], "one place"),
+        (grid_body(seeds=[0], overrides=[{"train.seed": 3}]), ["body.seeds"], "one place"),
+    ]
+    with server.client("alice") as c:
+        before = c.get("/v1/grids", params={"limit": 1000}).json()["items"]
+        for body, want, says in cases:
+            for dry in ("false", "true"):
+                r = c.post("/v1/grids", params={"dry_run": dry}, json=body)
+                assert r.status_code == 422 and fields(r.json()) == want, (body, r.text)
+                assert says in r.json()["errors"][0]["message"], r.text
+        assert c.get("/v1/grids", params={"limit": 1000}).json()["items"] == before
+        plan = c.post("/v1/grids", params={"dry_run": "true"}, json=grid_body(seeds=[0, 1, 2]))
+        assert plan.status_code == 200, plan.text
+        got = plan.json()
+        assert (got["n_runs"], got["n_baseline_jobs"], got["n_jobs"]) == (12, 1, 12 * 2 + 1)
