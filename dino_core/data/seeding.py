@@ -17,6 +17,8 @@ PERMUTATION = 1
 SAMPLE_AUGMENT = 2
 BATCH_AUGMENT = 3
 TRAINER = 4  # the trainer's global RNGs of one rank (drop path) under torch.distributed
+SHARD_ORDER = 5  # the order of a shard set's shards in an epoch
+SHARD_BUFFER = 6  # the shuffle buffer of one reader (rank, DataLoader worker) of a shard set
 
 _MASK64 = (1 << 64) - 1
 
