@@ -4,10 +4,10 @@ and a grid's ``baselines`` job (k-NN of raw pixels and random init of the job's 
 Runs :mod:`dino_core.eval.run` on ``spec.source_checkpoint`` (a ``baselines`` job:
 :mod:`dino_core.eval.baseline_run` on the config) with ``spec.eval_options`` as
 keyword arguments (``data`` may be a dict of :class:`DataOverrides` fields), writing its
-report under ``<storage_uri>/eval/<kind>`` (a temporary directory for remote storage), then
-records it in the job's MLflow run: the report header and settings as params, flat metrics,
-the JSON report and figures as artifacts, and attention figures also as images
-(``log_image``) so the UI shows them.
+report under ``<storage_uri>/eval/<kind>`` (for remote storage: written to a temporary
+directory, then uploaded there), then records it in the job's MLflow run: the report header
+and settings as params, flat metrics, the JSON report and figures as artifacts, and
+attention figures also as images (``log_image``) so the UI shows them.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from dino_core.config import DinoConfig
 from dino_core.eval.baseline_run import run_knn_baselines
 from dino_core.eval.options import EVAL_OPTIONS, option_problems
 from dino_core.eval.run import DataOverrides, run_attention_eval, run_knn_eval, run_linear_eval
+from dino_core.storage import is_remote, join, upload_tree
 from worker.attempt import finish_session, open_session
 from worker.contracts import (
     BASELINES,
@@ -107,7 +108,7 @@ def evaluate_job(
         result = JobResult(job_id=spec.job_id, status=CANCELLED, mlflow_run_id=session.run_id)
         finish_session(session, result)
         return result
-    local = "://" not in spec.storage_uri
+    local = not is_remote(spec.storage_uri)
     try:
         with (
             nullcontext(str(Path(spec.storage_uri) / "eval" / spec.kind))
@@ -121,6 +122,7 @@ def evaluate_job(
             session.log_params({f"eval.{k}": v for k, v in {**header, **settings}.items()})
             _record(session, report, out_dir)
             if not local:
+                upload_tree(str(out_dir), join(spec.storage_uri, "eval", spec.kind))
                 session.flush(300.0)  # artifacts are read from the temporary directory
         result = JobResult(
             job_id=spec.job_id,

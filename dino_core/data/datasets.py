@@ -15,6 +15,7 @@ from dino_core.data.base import (
 )
 from dino_core.data.image_folder import load_image_folder
 from dino_core.data.mnist import load_mnist_like
+from dino_core.data.shards import load_shards
 from dino_core.data.synthetic import load_synthetic
 from dino_core.data.torchvision_sets import load_cifar10, load_stl10
 
@@ -35,6 +36,7 @@ _LOADERS: dict[str, Callable[[DataConfig, str], ImageDataset]] = {
     "stl10": load_stl10,
     "image_folder": load_image_folder,
     "synthetic": load_synthetic,
+    "shards": load_shards,
 }
 
 

@@ -202,7 +202,7 @@ def _python_help_env() -> str:
     return out.stdout
 
 
-THIRD_PARTY_PREFIXES = {"RAY_": "ray", "MLFLOW_": "mlflow"}
+THIRD_PARTY_PREFIXES = {"RAY_": "ray", "MLFLOW_": "mlflow", "AWS_": "botocore"}
 
 
 def read_by_third_party(name: str) -> str | None:
