@@ -20,6 +20,8 @@ import numpy as np
 from PIL import Image
 from pydantic import ValidationError
 
+from dino_core.config import ConfigError
+from dino_core.data.roots import confined_to
 from dino_core.eval.options import EVAL_OPTIONS, option_problems
 from dino_core.eval.run import DataOverrides, run_attention_eval, run_knn_eval, run_linear_eval
 from worker.attempt import finish_session, open_session
@@ -44,7 +46,7 @@ def eval_kwargs(kind: str, options: dict[str, Any]) -> dict[str, Any]:
         kwargs = model.model_validate(options).model_dump(exclude_unset=True)
     except ValidationError as err:
         found = "; ".join(f"{path!r}: {msg}" for path, msg, _ in option_problems(kind, err))
-        raise ValueError(f"spec.eval_options of {kind}: {found}") from None
+        raise ConfigError(f"spec.eval_options of {kind}: {found}") from None
     if isinstance(kwargs.get("data"), dict):
         kwargs["data"] = DataOverrides(**kwargs["data"])
     return kwargs
@@ -84,10 +86,13 @@ def evaluate_job(
     local = "://" not in spec.storage_uri
     try:
         with (
-            nullcontext(str(Path(spec.storage_uri) / "eval" / spec.kind))
-            if local
-            else tempfile.TemporaryDirectory(prefix=f"dino-{spec.kind}-")
-        ) as out:
+            (
+                nullcontext(str(Path(spec.storage_uri) / "eval" / spec.kind))
+                if local
+                else tempfile.TemporaryDirectory(prefix=f"dino-{spec.kind}-")
+            ) as out,
+            confined_to(spec.data_roots),
+        ):
             out_dir = Path(out)
             report = RUNNERS[spec.kind](spec.source_checkpoint, out_dir=out_dir, **kwargs)
             header = {k: v for k, v in report.items() if isinstance(v, str | int | float)}
