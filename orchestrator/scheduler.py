@@ -230,7 +230,7 @@ class Scheduler:
 
     def _start_attempt(self, job: Job, res: Resources) -> None:
         parent = self._mlflow_parent(job)
-        spec = build_spec(job, self._tracking_uri, parent)
+        spec = build_spec(job, self._tracking_uri, parent, self.settings.dataset_roots)
         name = actor_name(job.id, job.attempt)
         try:
             opts = actor_options(res, name, self.settings.namespace)

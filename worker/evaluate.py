@@ -23,7 +23,8 @@ import numpy as np
 from PIL import Image
 from pydantic import ValidationError
 
-from dino_core.config import DinoConfig
+from dino_core.config import ConfigError, DinoConfig
+from dino_core.data.roots import confined_to
 from dino_core.eval.baseline_run import run_knn_baselines
 from dino_core.eval.options import EVAL_OPTIONS, option_problems
 from dino_core.eval.run import DataOverrides, run_attention_eval, run_knn_eval, run_linear_eval
@@ -58,7 +59,7 @@ def eval_kwargs(kind: str, options: dict[str, Any]) -> dict[str, Any]:
         kwargs = model.model_validate(options).model_dump(exclude_unset=True)
     except ValidationError as err:
         found = "; ".join(f"{path!r}: {msg}" for path, msg, _ in option_problems(kind, err))
-        raise ValueError(f"spec.eval_options of {kind}: {found}") from None
+        raise ConfigError(f"spec.eval_options of {kind}: {found}") from None
     if isinstance(kwargs.get("data"), dict):
         kwargs["data"] = DataOverrides(**kwargs["data"])
     return kwargs
@@ -111,10 +112,13 @@ def evaluate_job(
     local = not is_remote(spec.storage_uri)
     try:
         with (
-            nullcontext(str(Path(spec.storage_uri) / "eval" / spec.kind))
-            if local
-            else tempfile.TemporaryDirectory(prefix=f"dino-{spec.kind}-")
-        ) as out:
+            (
+                nullcontext(str(Path(spec.storage_uri) / "eval" / spec.kind))
+                if local
+                else tempfile.TemporaryDirectory(prefix=f"dino-{spec.kind}-")
+            ) as out,
+            confined_to(spec.data_roots),
+        ):
             out_dir = Path(out)
             report = score(out_dir=out_dir)
             header = {k: v for k, v in report.items() if isinstance(v, str | int | float)}

@@ -2,8 +2,11 @@
 
 ``DINO_DATASET_ROOTS`` (``os.pathsep``-separated) lists the directories a config's
 ``data.root`` may point into; by default ``DINO_DATA_DIR``, ``/usr/share/datasets`` and the
-repository's ``shared/data``. Limits (``DINO_API_MAX_BODY_BYTES`` …) bound what one request
-may ask for, so a client cannot make the server expand or store unbounded work.
+repository's ``shared/data`` (:func:`worker.settings.dataset_roots`, which the orchestrator
+hands every job so the worker checks the same roots where it opens the data). Limits
+(``DINO_API_MAX_BODY_BYTES`` …) bound what one request may ask for, so a client cannot make
+the server expand or store unbounded work; ``gpu_memory_gb`` / ``worker_memory_gb`` are what
+a job's training must fit.
 """
 
 from __future__ import annotations
@@ -15,40 +18,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS, MAX_COMBINATIONS_CEILING
+from worker.settings import dataset_roots
 
 DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
-SYSTEM_DATASETS = "/usr/share/datasets"
-
-
-def _shared_data_dir() -> Path | None:
-    """The repository's ``shared/data`` (next to the checkout or an ancestor of it)."""
-    for parent in Path(__file__).resolve().parents:
-        cand = parent / "shared" / "data"
-        if cand.is_dir():
-            return cand
-    return None
-
-
-def default_dataset_roots() -> list[str]:
-    """``DINO_DATA_DIR`` (if set), ``/usr/share/datasets`` and the repo's ``shared/data``
-    (the places :mod:`dino_core.data.paths` searches; not imported here: it pulls in torch)."""
-    roots: list[str] = []
-    env = os.environ.get("DINO_DATA_DIR", "").strip()
-    if env:
-        roots.append(env)
-    roots.append(SYSTEM_DATASETS)
-    shared = _shared_data_dir()
-    if shared is not None:
-        roots.append(str(shared))
-    return roots
-
-
-def dataset_roots_from_env() -> list[str]:
-    """``DINO_DATASET_ROOTS`` split on ``os.pathsep``, else :func:`default_dataset_roots`."""
-    raw = os.environ.get("DINO_DATASET_ROOTS", "").strip()
-    if not raw:
-        return default_dataset_roots()
-    return [p for p in raw.split(os.pathsep) if p.strip()]
 
 
 class ApiSettings(BaseModel):
@@ -57,13 +29,26 @@ class ApiSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     database_url: str | None = Field(None, description="None = DINO_DATABASE_URL or SQLite")
-    dataset_roots: list[str] = Field(default_factory=dataset_roots_from_env)
+    dataset_roots: list[str] = Field(default_factory=dataset_roots)
     max_body_bytes: int = Field(1_048_576, ge=1024, description="larger bodies get 413")
     max_grid_combinations: int = Field(
         DEFAULT_MAX_COMBINATIONS,
         ge=1,
         le=MAX_COMBINATIONS_CEILING,
         description="per submitted grid: the one cap (the CLI asks the server's dry run)",
+    )
+    gpu_memory_gb: float = Field(
+        256.0,
+        gt=0,
+        description="memory of one accelerator: a job asking for GPUs whose training cannot "
+        "fit it is refused at submit (default: the largest single accelerator sold in 2025, "
+        "AMD MI325X, 256 GB; set your GPUs' size, e.g. 80)",
+    )
+    worker_memory_gb: float | None = Field(
+        None,
+        gt=0,
+        description="memory of one CPU-only worker; None = the largest node in the "
+        "orchestrator's cluster report (not checked while there is none)",
     )
     mlflow_ui_url: str = Field(DEFAULT_MLFLOW_UI_URL, description="base of MLflow run links")
     events_per_job: int = Field(200, ge=1, le=1000, description="events shown in job detail")

@@ -4,11 +4,12 @@ They behave like ``worker.run.run_job`` where the scheduler can tell: progress e
 checkpoints in ``spec.storage_uri`` that a later attempt resumes from, cooperative cancel,
 and one "MLflow run id" kept across attempts. Behaviour comes from ``spec.tags``:
 ``t.steps`` (default 3), ``t.step_s`` (default 0.05), ``t.fail_attempts`` (attempts <= N
-fail), ``t.outcome`` (end status, or ``raise``), ``t.collapse_when`` (``field=value``: that
-combination ends COLLAPSED), ``t.ignore_cancel``, ``t.hold_file`` (wait until this file
-exists before finishing), ``t.scores`` (eval jobs report :func:`score_of` their config, at
-the config's ``eval.knn_k``, instead of the fixed :data:`EVAL_METRICS`). A ``baselines``
-job reports raw pixels and random init at each seed it was given (:func:`baseline_of`).
+fail, as ``t.failure``: a ``FailureKind``, default unclassified), ``t.outcome`` (end
+status, or ``raise``), ``t.collapse_when`` (``field=value``: that combination ends
+COLLAPSED), ``t.ignore_cancel``, ``t.hold_file`` (wait until this file exists before
+finishing), ``t.scores`` (eval jobs report :func:`score_of` their config, at the config's
+``eval.knn_k``, instead of the fixed :data:`EVAL_METRICS`). A ``baselines`` job reports raw
+pixels and random init at each seed it was given (:func:`baseline_of`).
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ def steps_job(
             status="FAILED",
             mlflow_run_id=run_id,
             error=f"planned failure of attempt {spec.attempt}",
+            failure=tags.get("t.failure"),  # type: ignore[arg-type]
         )
     loss = 0.0
     for step in range(start + 1, steps + 1):

@@ -36,6 +36,14 @@ AttemptStatus = Literal["RUNNING", EndStatus, "LOST", "ABANDONED"]
 LOST: Final = "LOST"
 ABANDONED: Final = "ABANDONED"
 
+# Why an attempt FAILED, as the worker classifies its error (worker/failure.py). Only a
+# failure that another attempt could get past is retried (orchestrator/outcomes.py):
+# ``infrastructure`` (out of memory, I/O or network error, a lost rank) and ``runtime`` (an
+# error after this attempt had trained at least one step, so config, data and code were
+# fine). ``config``, ``data`` and ``code`` (an error before the first step) end the job at once.
+FailureKind = Literal["config", "data", "code", "runtime", "infrastructure"]
+RETRIED_FAILURES: Final[frozenset[FailureKind]] = frozenset({"runtime", "infrastructure"})
+
 GridStatus = Literal["QUEUED", "RUNNING", "SUCCEEDED", "FINISHED"]
 GRID_FINISHED: Final = "FINISHED"
 GRID_DONE: Final[frozenset[GridStatus]] = frozenset({SUCCEEDED, GRID_FINISHED})
