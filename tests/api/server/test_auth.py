@@ -86,7 +86,7 @@ def test_another_users_job_is_not_found_and_admin_sees_all(server: Server) -> No
         assert erin.get("/v1/jobs").json()["items"] == []
         assert erin.get("/v1/jobs", params={"owner": "dave"}).json()["items"] == []
         mine = {j["id"] for j in dave.get("/v1/jobs", params={"limit": 1000}).json()["items"]}
-        assert job["id"] in mine and len(mine) == 1 + 8  # the job, the 4 x (pretrain + knn)
+        assert job["id"] in mine and len(mine) == 1 + 8 + 1  # job, 4 x (pretrain + knn), baselines
         by_owner = root.get("/v1/jobs", params={"owner": "dave", "limit": 1000}).json()["items"]
         assert {j["id"] for j in by_owner} == mine
         assert job["id"] in {j["id"] for j in root.get("/v1/jobs?limit=1000").json()["items"]}
