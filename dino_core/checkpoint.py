@@ -3,25 +3,24 @@
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts (no pickled
 objects), so ``torch.load(weights_only=True)`` reads it. Files are
 ``<output_dir>/checkpoints/checkpoint-<step:08d>.pt``; ``output_dir`` may be a local path or
-any fsspec URI (``s3://…``). Writes go to a temporary name and are renamed into place, so a
-crash never leaves a half-written file under the final name; only the last K are kept.
+any fsspec URI (``s3://…``, opened by :mod:`dino_core.storage`). A checkpoint is published
+whole (:func:`dino_core.storage.publish`: temporary name + rename on a disk, one ``PUT`` of
+the final key on an object store), so a crash never leaves a partial file under a checkpoint
+name; only the last K are kept.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
-import os
 import random
 import re
-import uuid
 from typing import Any
 
-import fsspec
 import numpy as np
 import torch
-from fsspec.implementations.local import LocalFileSystem
+
+from dino_core.storage import as_url, filesystem, publish
 
 FORMAT = "dino-orchestrator/1"
 _NAME = re.compile(r"checkpoint-(\d{8})\.pt$")
@@ -36,18 +35,6 @@ def checkpoint_dir(output_dir: str) -> str:
     return output_dir.rstrip("/") + "/checkpoints"
 
 
-def _fs(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, p = fsspec.core.url_to_fs(path)
-    return fs, p
-
-
-def _unstrip(original: str, fs_path: str, fs: fsspec.AbstractFileSystem) -> str:
-    """Give back a path in the caller's style (URI for remote filesystems)."""
-    if "://" in original and not original.startswith("file://"):
-        return fs.unstrip_protocol(fs_path)
-    return fs_path
-
-
 def checkpoint_step(path: str) -> int:
     """The step of a checkpoint from its file name (``checkpoint-<step:08d>.pt``), unread."""
     m = _NAME.search(path)
@@ -59,45 +46,32 @@ def checkpoint_step(path: str) -> int:
 def list_checkpoints(output_dir: str) -> list[str]:
     """Checkpoint paths in ``output_dir``, oldest step first."""
     d = checkpoint_dir(output_dir)
-    fs, p = _fs(d)
+    fs, p = filesystem(d)
     if not fs.exists(p):
         return []
     found = []
     for name in fs.ls(p, detail=False):
         if _NAME.search(str(name)):
-            found.append((checkpoint_step(str(name)), _unstrip(d, str(name), fs)))
+            found.append((checkpoint_step(str(name)), as_url(fs, str(name), d)))
     return [path for _, path in sorted(found)]
 
 
 def save_checkpoint(state: dict[str, Any], output_dir: str, step: int, keep: int) -> str:
     """Write ``state`` as the checkpoint of ``step`` atomically; prune to the last ``keep``."""
-    d = checkpoint_dir(output_dir)
-    fs, p = _fs(d)
-    fs.makedirs(p, exist_ok=True)
-    final = f"{p}/checkpoint-{step:08d}.pt"
-    tmp = f"{p}/.tmp-{uuid.uuid4().hex}.pt"
+    final = f"{checkpoint_dir(output_dir)}/checkpoint-{step:08d}.pt"
     buf = io.BytesIO()
     torch.save({"format": FORMAT, **state}, buf)
-    with fs.open(tmp, "wb") as f:
-        f.write(buf.getvalue())
-        if hasattr(f, "flush"):
-            f.flush()
-        if hasattr(f, "fileno"):
-            with contextlib.suppress(OSError, io.UnsupportedOperation):
-                os.fsync(f.fileno())
-    if isinstance(fs, LocalFileSystem):
-        os.replace(tmp, final)
-    else:
-        fs.mv(tmp, final)
+    publish(final, buf.getvalue())
     for old in list_checkpoints(output_dir)[:-keep]:
-        ofs, op = _fs(old)
+        ofs, op = filesystem(old)
         ofs.rm(op)
-    return _unstrip(d, final, fs)
+    fs, p = filesystem(final)
+    return as_url(fs, p, final)
 
 
 def load_checkpoint(path: str) -> dict[str, Any]:
     """Read one checkpoint with ``weights_only=True``; a bad file raises CheckpointError."""
-    fs, p = _fs(path)
+    fs, p = filesystem(path)
     if not fs.exists(p):
         raise CheckpointError(f"checkpoint {path!r} does not exist")
     try:

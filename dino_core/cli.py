@@ -1,6 +1,6 @@
 """``dino train CONFIG [--set k=v ...] [--output DIR]``: one run from a YAML preset.
 
-The command is mounted on the ``dino`` app by ``api/cli.py``."""
+The command is mounted on the ``dino`` app by ``api/cli/main.py``."""
 
 from __future__ import annotations
 

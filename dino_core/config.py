@@ -23,7 +23,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-DatasetName = Literal["fashion_mnist", "mnist", "cifar10", "stl10", "image_folder", "synthetic"]
+DatasetName = Literal[
+    "fashion_mnist", "mnist", "cifar10", "stl10", "image_folder", "synthetic", "shards"
+]
 Precision = Literal["fp32", "bf16", "fp16"]
 OptimizerName = Literal["adamw", "sgd", "lars"]
 Centering = Literal["ema", "sinkhorn_knopp"]
@@ -279,11 +281,21 @@ class DataConfig(_Section):
     """Where images come from."""
 
     dataset: DatasetName = "image_folder"
-    root: str | None = Field(None, description="dataset directory; None = default locations")
+    root: str | None = Field(
+        None,
+        description="dataset directory; None = default locations. shards: the directory or "
+        "URL (s3://bucket/prefix) written by `dino data shard`",
+    )
     split: str = Field("train", description="split used for pretraining")
     eval_split: str = Field("test", description="split used as the k-NN query set")
     limit: int | None = Field(None, ge=1, description="first N images only (deterministic)")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    shuffle_buffer: int = Field(
+        1000,
+        ge=1,
+        description="shards: images in each reader's shuffle buffer (WebDataset-style; larger "
+        "mixes more across shards; each reader holds up to that many encoded images)",
+    )
     synthetic_size: int = Field(2048, ge=1, description="synthetic: number of images")
     synthetic_image_size: int = Field(64, ge=8, description="synthetic: side in pixels")
     synthetic_classes: int = Field(4, ge=2, le=8, description="synthetic: shape classes")

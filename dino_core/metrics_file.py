@@ -11,22 +11,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from dino_core.config import DinoConfig
+from dino_core.storage import filesystem, join, publish
 
 
 def write_config(output_dir: str, cfg: DinoConfig) -> None:
-    fs, p = fsspec.core.url_to_fs(output_dir)
-    fs.makedirs(p, exist_ok=True)
-    with fs.open(f"{p}/config.yaml", "w") as f:
-        f.write(cfg.to_yaml())
+    publish(join(output_dir, "config.yaml"), cfg.to_yaml().encode())
 
 
 class MetricsFile:
     def __init__(self, output_dir: str, enabled: bool = True) -> None:
-        fs, p = fsspec.core.url_to_fs(output_dir)
+        fs, p = filesystem(output_dir)
         self.path: Path | None = None
         if enabled and isinstance(fs, LocalFileSystem):
             Path(p).mkdir(parents=True, exist_ok=True)

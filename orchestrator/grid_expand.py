@@ -1,7 +1,9 @@
 """Expanding a grid (base config + axes + explicit override sets) into validated combinations.
 
 Axes are a cartesian product over dotted config fields (``loss.teacher_temp: [0.04, 0.07]``);
-explicit override sets are crossed with it (each set once per axis combination). The base
+explicit override sets are crossed with it (each set once per axis combination). ``seeds``
+repeats every combination once per ``train.seed`` (:meth:`Combination.runs`); the seed is
+not an axis, so a combination stays one row of the summary with statistics over its seeds. The base
 and then every combination are validated once with :class:`dino_core.config.DinoConfig`;
 every problem is collected as a :class:`FieldError` at its request path (``axes.optim.lr.1``,
 ``overrides.0.train.seed``, ``base_config.train.epochs``), not just the first.
@@ -29,6 +31,7 @@ DEFAULT_MAX_COMBINATIONS = 64  # the default of the one setting, DINO_API_MAX_GR
 MAX_COMBINATIONS_CEILING = 256  # no setting may allow more combinations per grid
 
 OverrideSet = Mapping[str, Any] | Sequence[str]
+SEED_FIELD = "train.seed"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,17 @@ class Combination:
 
     def label(self) -> str:
         return label_of(self.values)
+
+    def runs(self, seeds: Sequence[int]) -> list[DinoConfig]:
+        """The config of each run: one per seed (``train.seed`` set), or the combination's
+        own config once when ``seeds`` is empty."""
+        if not seeds:
+            return [self.config]
+        cfg = self.config
+        return [
+            cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": seed})})
+            for seed in seeds
+        ]
 
 
 @dataclass
@@ -83,6 +97,35 @@ def _check_axes(axes: Mapping[str, Any], out: Expansion) -> dict[str, list[Any]]
     return checked
 
 
+def _check_seeds(
+    seeds: Sequence[int] | None, axes: Mapping[str, Any], sets: Sequence[dict[str, Any]]
+) -> list[FieldError]:
+    """``seeds``: at least one, each once, and ``train.seed`` set nowhere else."""
+    if seeds is None:
+        return []
+    if not seeds:
+        message = "seeds is empty: give at least one seed, or leave seeds out to run once"
+        return [FieldError(field="seeds", message=message)]
+    errors = []
+    first: dict[int, int] = {}
+    for i, seed in enumerate(seeds):
+        if seed in first:
+            message = (
+                f"seed {seed} is listed twice (seeds.{first[seed]} and seeds.{i}): list it once"
+            )
+            errors.append(FieldError(field=f"seeds.{i}", message=message))
+        first.setdefault(seed, i)
+    place = "is also an axis" if SEED_FIELD in axes else None
+    if place is None and any(SEED_FIELD in s for s in sets):
+        place = "is also set by an override set"
+    if place is not None:
+        message = (
+            f"{SEED_FIELD} {place} and seeds repeat every run per seed: give the seeds in one place"
+        )
+        errors.append(FieldError(field="seeds", message=message))
+    return errors
+
+
 def _check_sets(sets: Sequence[Any], axes: Mapping[str, Any], out: Expansion) -> None:
     for i, item in enumerate(sets):
         prefix = f"overrides.{i}"
@@ -99,18 +142,24 @@ def count_combinations(axes: Mapping[str, Sequence[Any]], n_override_sets: int) 
     return max(n_override_sets, 1) * math.prod(len(v) for v in axes.values())
 
 
-def _too_many(axes: Mapping[str, Sequence[Any]], n_sets: int, cap: int) -> FieldError | None:
-    total = count_combinations(axes, n_sets)
+def _too_many(
+    axes: Mapping[str, Sequence[Any]], n_sets: int, n_seeds: int, cap: int
+) -> FieldError | None:
+    """The cap counts pretraining runs: combinations x seeds."""
+    total = count_combinations(axes, n_sets) * max(n_seeds, 1)
     if total <= cap:
         return None
     parts = [f"{len(v)} {k}" for k, v in axes.items()]
     if n_sets:
         parts.insert(0, f"{n_sets} override sets")
+    if n_seeds:
+        parts.append(f"{n_seeds} seeds")
+    what = "pretraining runs" if n_seeds else "combinations"
     return FieldError(
         field="axes",
         message=(
-            f"grid has {total} combinations ({' x '.join(parts) or 'no axes'}), more than the "
-            f"cap of {cap}: drop axis values or split the grid"
+            f"grid has {total} {what} ({' x '.join(parts) or 'no axes'}), more than the "
+            f"cap of {cap}: drop axis values{' or seeds' if n_seeds else ''} or split the grid"
         ),
         type="too_many_combinations",
     )
@@ -149,20 +198,23 @@ def expand(
     axes: Mapping[str, Any],
     override_sets: Sequence[Any] = (),
     *,
+    seeds: Sequence[int] | None = None,
     max_combinations: int = DEFAULT_MAX_COMBINATIONS,
 ) -> Expansion:
     """Every combination, validated once; ``errors`` holds every problem (the first per
-    field). The shape of the request (axes, override sets, base config, the cap) is checked
-    first, all of it; the combinations only when it is sound (their keys are then known)."""
+    field). The shape of the request (axes, override sets, seeds, base config, the cap) is
+    checked first, all of it; the combinations only when it is sound (their keys are then
+    known)."""
     out = Expansion()
     checked = _check_axes(axes, out)
     _check_sets(override_sets, checked, out)
+    out.errors += _check_seeds(seeds, axes, out.override_sets)
     _, errors = check_config(base)
     out.errors += [
         e.model_copy(update={"message": f"grid base config: {e.message}"})
         for e in placed(errors, {}, "base_config")
     ]
-    too_many = _too_many(checked, len(override_sets), max_combinations)
+    too_many = _too_many(checked, len(override_sets), len(seeds or ()), max_combinations)
     out.errors += [too_many] if too_many is not None else []
     if not out.errors:
         _combine(base, checked, out)
@@ -178,10 +230,11 @@ def expand_grid(
     axes: Mapping[str, Any],
     override_sets: Sequence[OverrideSet] = (),
     *,
+    seeds: Sequence[int] | None = None,
     max_combinations: int = DEFAULT_MAX_COMBINATIONS,
 ) -> list[Combination]:
     """All combinations, validated; raises :class:`GridValidationError` naming each culprit."""
-    found = expand(base, axes, override_sets, max_combinations=max_combinations)
+    found = expand(base, axes, override_sets, seeds=seeds, max_combinations=max_combinations)
     if found.errors:
         raise GridValidationError(found.errors)
     return found.combinations

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -87,6 +88,7 @@ class Grid(Base):
     base_config: Mapped[dict[str, Any]]
     axes: Mapped[dict[str, Any]]
     overrides: Mapped[list[Any]]
+    seeds: Mapped[list[Any]] = mapped_column(server_default=text("'[]'"))  # [] = once each
     evals: Mapped[list[Any]]
     n_combinations: Mapped[int] = mapped_column(Integer)
     mlflow_experiment: Mapped[str] = mapped_column(String(300))

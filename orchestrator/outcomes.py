@@ -27,6 +27,7 @@ from worker.contracts import (
     FAILED,
     LOST,
     QUEUED,
+    RETRIED_FAILURES,
     RUNNING,
     SUCCEEDED,
     AttemptStatus,
@@ -142,10 +143,17 @@ def apply_events(
 
 
 def _retry_or_fail(
-    s: Session, job: Job, reason: str, error: str | None, settings: OrchestratorSettings
+    s: Session,
+    job: Job,
+    reason: str,
+    error: str | None,
+    settings: OrchestratorSettings,
+    permanent: str | None = None,
 ) -> JobStatus:
+    """Requeue with a back-off while failures are left, else FAILED; ``permanent`` (why
+    another attempt cannot help) fails it at once."""
     failed = job.failed_attempts + 1
-    if failed < job.max_attempts:
+    if permanent is None and failed < job.max_attempts:
         delay = settings.backoff_s(failed)
         eligible = utcnow() + timedelta(seconds=delay)
         transition(
@@ -164,11 +172,12 @@ def _retry_or_fail(
             },
         )
         return QUEUED
+    why = permanent or f"giving up after {failed} failed attempt(s)"
     transition(
         s,
         job,
         FAILED,
-        f"{reason}; giving up after {failed} failed attempt(s)",
+        f"{reason}; {why}",
         values={"failed_attempts": failed, "error": error},
     )
     cancel_dependents(s, job, f"pretraining job {job.id} FAILED")
@@ -209,7 +218,13 @@ def finish(
             status, reason = CANCELLED, "cancel requested; the attempt stopped"
         elif status == FAILED:
             first_line = (error or "no error message").strip().splitlines()[-1][:500]
-            new = _retry_or_fail(s, job, f"attempt {attempt} failed: {first_line}", error, settings)
+            why = result.failure if result is not None else None
+            what = f"failed with a {why} error" if why else "failed"
+            permanent = None
+            if why is not None and why not in RETRIED_FAILURES:
+                permanent = f"not retried: a {why} error fails every attempt the same way"
+            reason = f"attempt {attempt} {what}: {first_line}"
+            new = _retry_or_fail(s, job, reason, error, settings, permanent)
             _end_attempt(s, job_id, attempt, att_status, error)
             return new
         else:

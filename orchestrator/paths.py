@@ -1,9 +1,11 @@
 """Confining the file paths a request names to configured roots.
 
 A config's ``data.root`` must resolve (symlinks and ``..`` followed, no file opened) inside
-one of the dataset roots (``DINO_DATASET_ROOTS``); an evaluation's ``source_checkpoint`` must
-lie inside the job storage root. Nothing here reads these paths: the service layer only
-refuses to queue a job that would make a worker read outside them.
+one of the dataset roots (``DINO_DATASET_ROOTS``), or, as a URL (a shard set on
+``s3://...``), lie under one of the URL prefixes of ``DINO_DATASET_URIS`` (comma-separated,
+none by default); an evaluation's ``source_checkpoint`` must lie inside the job storage
+root. Nothing here reads these paths: the service layer only refuses to queue a job that
+would make a worker read outside them.
 """
 
 from __future__ import annotations
@@ -17,14 +19,34 @@ from orchestrator.errors import FieldError
 MAX_PATH_CHARS = 4096
 
 
+def dataset_uri_prefixes() -> tuple[str, ...]:
+    """``DINO_DATASET_URIS``: the URL prefixes a ``data.root`` URL may lie under."""
+    raw = os.environ.get("DINO_DATASET_URIS", "")
+    return tuple(p.strip().rstrip("/") for p in raw.split(",") if "://" in p)
+
+
+def _uri_outside(raw: str, field: str, what: str) -> FieldError | None:
+    prefixes = dataset_uri_prefixes()
+    inside = any(raw.rstrip("/") == p or raw.startswith(p + "/") for p in prefixes)
+    if inside and ".." not in raw.split("/"):
+        return None
+    allowed = ", ".join(prefixes) or "none configured"
+    return FieldError(
+        field=field,
+        message=(
+            f"{what} {raw!r} is a URL outside the allowed data set URLs ({allowed}): use a "
+            "local directory, or ask the operator to add its prefix to DINO_DATASET_URIS"
+        ),
+        type="path_outside_roots",
+    )
+
+
 def _resolve(raw: str) -> Path | str:
     """The resolved absolute path, or why it cannot be one."""
     if len(raw) > MAX_PATH_CHARS:
         return f"is longer than {MAX_PATH_CHARS} characters"
     if "\x00" in raw:
         return "contains a NUL character"
-    if "://" in raw:
-        return "must be a local directory path, not a URI"
     path = Path(raw).expanduser()
     if not path.is_absolute():
         return "must be an absolute path (workers run in other directories)"
@@ -35,7 +57,10 @@ def _resolve(raw: str) -> Path | str:
 
 
 def outside_roots(raw: str, roots: Sequence[Path], field: str, what: str) -> FieldError | None:
-    """None when ``raw`` resolves inside one of ``roots``, else the error for ``field``."""
+    """None when ``raw`` resolves inside one of ``roots`` (or is a URL under a prefix of
+    ``DINO_DATASET_URIS``), else the error for ``field``."""
+    if "://" in raw and len(raw) <= MAX_PATH_CHARS and "\x00" not in raw:
+        return _uri_outside(raw, field, what)
     resolved = _resolve(raw)
     if isinstance(resolved, str):
         return FieldError(field=field, message=f"{what} {raw!r} {resolved}", type="path")

@@ -20,7 +20,12 @@ from ray.exceptions import ActorUnavailableError, RayError
 from orchestrator import outcomes, queries, registry
 from orchestrator.capacity import Bundle, add_into, demand_of
 from orchestrator.db import Database
-from orchestrator.mlflow_parent import ensure_experiment_id, ensure_parent_run, finish_parent_run
+from orchestrator.mlflow_parent import (
+    ensure_experiment_id,
+    ensure_parent_run,
+    finish_parent_run,
+    publish_results,
+)
 from orchestrator.models import Job
 from orchestrator.ray_cluster import capacity_snapshot, cluster_report
 from orchestrator.runner import JobRunner, actor_name
@@ -102,8 +107,12 @@ class Scheduler:
         for grid_id, run_id, ok in queries.close_finished_grids(self.db):
             if run_id and self.settings.mlflow_setup:
                 try:
-                    finish_parent_run(self._tracking_uri, run_id, ok)
+                    publish_results(self.db, grid_id, self._tracking_uri, run_id)
                 except Exception as err:  # MLflow down must not stop scheduling
+                    log.warning("could not log the summary of grid %s: %s", grid_id, err)
+                try:
+                    finish_parent_run(self._tracking_uri, run_id, ok)
+                except Exception as err:
                     log.warning("could not close MLflow parent run of grid %s: %s", grid_id, err)
 
     def _adopt_orphans(self) -> None:
@@ -221,7 +230,7 @@ class Scheduler:
 
     def _start_attempt(self, job: Job, res: Resources) -> None:
         parent = self._mlflow_parent(job)
-        spec = build_spec(job, self._tracking_uri, parent)
+        spec = build_spec(job, self._tracking_uri, parent, self.settings.dataset_roots)
         name = actor_name(job.id, job.attempt)
         try:
             opts = actor_options(res, name, self.settings.namespace)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-from worker.contracts import PRETRAIN, EvalKind, GridStatus, JobKind, Resources
+from worker.contracts import PRETRAIN, EvalKind, GridStatus, RequestKind, Resources
 
 Role = Literal["user", "admin"]
 DEFAULT_EVALS: tuple[EvalKind, ...] = ("eval_knn", "eval_attention")
@@ -25,7 +25,7 @@ class JobRequest(_Request):
     """One job. ``config`` is a (partial) DinoConfig dict; ``overrides`` dotted fields on top."""
 
     name: str | None = Field(None, max_length=200)
-    kind: JobKind = PRETRAIN
+    kind: RequestKind = PRETRAIN
     config: dict[str, Any] = Field(default_factory=dict)
     overrides: dict[str, Any] | list[str] = Field(default_factory=dict)
     resources: Resources = Field(default_factory=lambda: Resources.model_validate({}))
@@ -66,6 +66,11 @@ class GridRequest(_Request):
     axes: dict[str, list[Any]] = Field(default_factory=dict, description="dotted field -> values")
     overrides: list[dict[str, Any] | list[str]] = Field(
         default_factory=list, description="explicit override sets, crossed with the axes"
+    )
+    seeds: list[StrictInt] | None = Field(
+        None,
+        description="run every combination once per seed (train.seed); the summary reports "
+        "mean, std and n over them. None = once, at the config's train.seed",
     )
     evals: list[EvalKind] = Field(default_factory=lambda: list(DEFAULT_EVALS))
     resources: Resources = Field(default_factory=lambda: Resources.model_validate({}))
@@ -171,6 +176,7 @@ class GridView(_View):
     finished_at: datetime | None
     axes: dict[str, Any]
     overrides: list[Any]
+    seeds: list[int] = Field(description="each combination runs once per seed; [] = once")
     evals: list[str]
     n_combinations: int
     mlflow_experiment: str
@@ -193,7 +199,10 @@ class GridPlanView(_View):
 
     name: str
     n_combinations: int
-    n_jobs: int = Field(description="pretraining jobs plus their evaluation jobs")
+    seeds: list[int] = Field(description="each combination runs once per seed; [] = once")
+    n_runs: int = Field(description="pretraining jobs: combinations x seeds")
+    n_baseline_jobs: int = Field(description="k-NN baselines, once per architecture and data")
+    n_jobs: int = Field(description="pretraining jobs, their evaluations, the baseline jobs")
     evals: list[str]
     combinations: list[CombinationView]
 
@@ -206,14 +215,18 @@ class EvalCell(_View):
 
 
 class GridRow(_View):
-    """One combination of a grid summary."""
+    """One pretraining run of a grid summary: a combination at one seed."""
 
     combination: int
+    seed: int = Field(description="train.seed of this run")
     job_id: str
     axis_values: dict[str, Any]
     status: str
     metrics: dict[str, Any]
     evals: dict[str, EvalCell]
+    baseline: EvalCell | None = Field(
+        None, description="the grid's k-NN baselines job for this architecture and data"
+    )
     collapsed: bool
     collapse_kind: str | None
     mlflow_run_id: str | None

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from worker.settings import dataset_roots
+
 PRODUCTION_JOB_FN = "worker.run:run_job"
 DEFAULT_NAMESPACE = "dino"
 DEFAULT_LEASE_S = 20.0  # also what a heartbeat without its own lease_s is judged by
@@ -41,12 +43,18 @@ class OrchestratorSettings(BaseModel):
     mlflow_setup: bool = Field(
         True, description="create jobs' MLflow experiments and each grid's parent run"
     )
+    dataset_roots: list[str] = Field(
+        default_factory=dataset_roots,
+        description="where jobs may read data (DINO_DATASET_ROOTS, as the api checks it)",
+    )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> OrchestratorSettings:
         """Fields from ``DINO_ORCH_*`` variables, then ``overrides`` on top."""
         values: dict[str, Any] = {}
         for name in cls.model_fields:
+            if name == "dataset_roots":  # DINO_DATASET_ROOTS, shared with the api
+                continue
             raw = os.environ.get(f"DINO_ORCH_{name.upper()}")
             if raw is not None and raw != "":
                 values[name] = raw

@@ -10,8 +10,11 @@ from worker.contracts import JobSpec, MlflowTarget, Resources
 ACTOR_CONCURRENCY = 4  # poll, cancel and spare threads next to the job's own thread
 
 
-def build_spec(job: Job, tracking_uri: str, parent_run_id: str | None) -> JobSpec:
-    """The worker's contract: same storage URI and MLflow run across attempts."""
+def build_spec(
+    job: Job, tracking_uri: str, parent_run_id: str | None, data_roots: list[str] | None = None
+) -> JobSpec:
+    """The worker's contract: same storage URI and MLflow run across attempts; data read
+    only under ``data_roots`` (the roots the api checked at submit, checked again there)."""
     return JobSpec(
         job_id=job.id,
         kind=job.kind,
@@ -29,6 +32,7 @@ def build_spec(job: Job, tracking_uri: str, parent_run_id: str | None) -> JobSpe
         source_checkpoint=job.source_checkpoint,
         eval_options=job.eval_options,
         tags={str(k): str(v) for k, v in job.tags.items()},
+        data_roots=None if data_roots is None else list(data_roots),
     )
 
 

@@ -9,12 +9,14 @@ from the newest checkpoint there is the job's resume.
 from __future__ import annotations
 
 from dino_core.config import DinoConfig
+from dino_core.data.roots import confined_to
 from dino_core.train import train
 from worker.contracts import (
     CANCELLED,
     MLFLOW_KILLED,
     MLFLOW_STATUS,
     CancelFn,
+    FailureKind,
     JobResult,
     JobSpec,
     ProgressFn,
@@ -62,9 +64,11 @@ def pretrain_attempt(
     emit: ProgressFn,
     should_cancel: CancelFn | None,
 ) -> JobResult:
-    """Train ``config`` into ``spec.storage_uri``; ``target`` None = a non-zero rank."""
+    """Train ``config`` into ``spec.storage_uri``; ``target`` None = a non-zero rank. Data
+    is read only under ``spec.data_roots`` (checked again when it is opened)."""
     if target is None:
-        res = train(config, spec.storage_uri, ())
+        with confined_to(spec.data_roots):
+            res = train(config, spec.storage_uri, ())
         return from_train(
             spec.job_id,
             status=res.status,
@@ -82,7 +86,8 @@ def pretrain_attempt(
     tracker = MlflowTracker(session, log_every=every, epoch_hooks=image_hooks)
     progress = ProgressReporter(emit, should_cancel, log_every=every)
     try:
-        res = train(config, spec.storage_uri, [*monitors, tracker, progress])
+        with confined_to(spec.data_roots):
+            res = train(config, spec.storage_uri, [*monitors, tracker, progress])
         result = from_train(
             spec.job_id,
             status=res.status,
@@ -96,7 +101,8 @@ def pretrain_attempt(
             detail=res.detail,
         )
     except Exception as err:
-        result = failed(spec.job_id, err, session.run_id)
+        after: FailureKind = "runtime" if progress.steps_run else "code"
+        result = failed(spec.job_id, err, session.run_id, otherwise=after)
     except BaseException:
         session.set_tags({"dino.status": CANCELLED})
         session.close(MLFLOW_KILLED, timeout=10.0)

@@ -192,6 +192,6 @@ def _record_failure(
     from worker.attempt import finish_session, open_session
 
     session = open_session(spec, target, emit)
-    result = failed(spec.job_id, error, session.run_id)
+    result = failed(spec.job_id, error, session.run_id, otherwise="infrastructure")
     finish_session(session, result)
     return result

@@ -19,8 +19,10 @@ from worker.contracts import (
     FAILED,
     SUCCEEDED,
     EndStatus,
+    FailureKind,
     JobResult,
 )
+from worker.failure import failure_kind
 from worker.progress import finite
 
 # dino_core's run end -> the job's end (the trainer stops only when the job is cancelled).
@@ -71,13 +73,17 @@ def from_train(
     )
 
 
-def failed(job_id: str, err: BaseException, run_id: str | None) -> JobResult:
-    """FAILED with the error text; the traceback tail goes to ``detail``."""
+def failed(
+    job_id: str, err: BaseException, run_id: str | None, *, otherwise: FailureKind = "code"
+) -> JobResult:
+    """FAILED with the error text and its :func:`failure_kind` (``otherwise``: the kind of an
+    error its type does not decide); the traceback tail goes to ``detail``."""
     tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))
     return JobResult(
         job_id=job_id,
         status=FAILED,
         mlflow_run_id=run_id,
         error=f"{type(err).__name__}: {err}",
+        failure=failure_kind(err, otherwise=otherwise),
         detail={"traceback": tb[-4000:]},
     )

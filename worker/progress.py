@@ -81,12 +81,14 @@ class ProgressReporter(Callback):
         self.cancel_poll_s = cancel_poll_s
         self.cancelled = False
         self.total_steps = 0
+        self.steps_run = 0  # steps this attempt trained (a failure after one is retried)
         self._last_poll = -math.inf
 
     def on_train_start(self, info: RunInfo) -> None:
         self.total_steps = last_step(info)
 
     def on_step_end(self, event: StepEvent) -> None:
+        self.steps_run += 1
         if event.step % self.log_every and event.step != self.total_steps:
             return
         self.emit(

@@ -4,7 +4,7 @@
 * ``pretrain`` with ``num_workers > 1``: the same attempt on every rank of a Ray Train
   ``TorchTrainer`` group (:mod:`worker.distributed`), rank 0 tracking.
 * ``eval_knn`` / ``eval_linear`` / ``eval_attention``: score ``spec.source_checkpoint``
-  (:mod:`worker.evaluate`).
+  (:mod:`worker.evaluate`); ``baselines``: the k-NN baselines of ``spec.config``.
 
 Each job has one MLflow run for all its attempts; checkpoints live in ``spec.storage_uri``
 (the trainer's output directory), so a new attempt resumes from the newest one. Exceptions
@@ -60,6 +60,6 @@ def run_job(
             return pretrain_attempt(spec, config, target, emit, should_cancel)
         from worker.evaluate import evaluate_job
 
-        return evaluate_job(spec, target, emit, should_cancel)
+        return evaluate_job(spec, config, target, emit, should_cancel)
     except Exception as err:  # anything the attempt itself did not turn into a result
         return failed(spec.job_id, err, spec.mlflow.run_id)

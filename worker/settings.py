@@ -1,13 +1,17 @@
 """Where the embedded default keeps its state, and how production overrides it.
 
 ``DINO_HOME`` (default ``./.dino``) holds the SQLite job database, the MLflow sqlite store and
-artifacts, and per-job directories. ``DINO_DATA_DIR`` is separate: it is where datasets live.
+artifacts, and per-job directories. ``DINO_DATA_DIR`` is separate: it is where datasets live;
+``DINO_DATASET_ROOTS`` (``os.pathsep``-separated) lists the directories a job may read data
+sets from: checked by the api at submit and by the worker where the data is opened.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+SYSTEM_DATASETS = "/usr/share/datasets"
 
 
 def dino_home() -> Path:
@@ -33,3 +37,34 @@ def default_artifact_root() -> str:
 def jobs_root() -> str:
     """Parent of per-job storage (``DINO_STORAGE_URI`` for shared storage, e.g. s3://bucket/dino)."""
     return os.environ.get("DINO_STORAGE_URI", str(dino_home() / "jobs"))
+
+
+def _shared_data_dir() -> Path | None:
+    """The repository's ``shared/data`` (next to the checkout or an ancestor of it)."""
+    for parent in Path(__file__).resolve().parents:
+        cand = parent / "shared" / "data"
+        if cand.is_dir():
+            return cand
+    return None
+
+
+def default_dataset_roots() -> list[str]:
+    """``DINO_DATA_DIR`` (if set), ``/usr/share/datasets`` and the repo's ``shared/data``
+    (the places :mod:`dino_core.data.paths` searches; not imported here: it pulls in torch)."""
+    roots: list[str] = []
+    env = os.environ.get("DINO_DATA_DIR", "").strip()
+    if env:
+        roots.append(env)
+    roots.append(SYSTEM_DATASETS)
+    shared = _shared_data_dir()
+    if shared is not None:
+        roots.append(str(shared))
+    return roots
+
+
+def dataset_roots() -> list[str]:
+    """``DINO_DATASET_ROOTS`` split on ``os.pathsep``, else :func:`default_dataset_roots`."""
+    raw = os.environ.get("DINO_DATASET_ROOTS", "").strip()
+    if not raw:
+        return default_dataset_roots()
+    return [p for p in raw.split(os.pathsep) if p.strip()]

@@ -17,7 +17,6 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import fsspec
 import numpy as np
 from fsspec.implementations.local import LocalFileSystem
 
@@ -30,6 +29,7 @@ from dino_core.callbacks import (
     RunInfo,
     StepEvent,
 )
+from dino_core.storage import filesystem
 from worker.progress import last_step
 from worker.system_metrics import SystemSampler
 from worker.tracking_session import TrackingSession
@@ -126,7 +126,7 @@ class MlflowTracker(Callback):
 
     def upload_checkpoint(self, uri: str) -> None:
         """Attach ``uri`` (local or fsspec) under ``checkpoints/`` (remote: via a temp copy)."""
-        fs, path = fsspec.core.url_to_fs(uri)
+        fs, path = filesystem(uri)
         name = os.path.basename(path)
         if isinstance(fs, LocalFileSystem):
             self.session.log_artifact(path, "checkpoints")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # deploy/env/make-env.sh: create each real env file (postgres.env, mlflow.env, ray.env,
-# dino.env) from its *.env.example template, with fresh secrets: one PostgreSQL password shared
-# by the server and the two database URLs, and one Ray auth token. Existing env files are kept:
-# the secrets are drawn once per run, so delete all four to regenerate a matching set (the
+# dino.env, minio.env, s3.env) from its *.env.example template, with fresh secrets: one
+# PostgreSQL password shared by the server and the two database URLs, one Ray auth token, and
+# one MinIO secret shared by MinIO and the S3 clients. Existing env files are kept: the
+# secrets are drawn once per run, so delete them all to regenerate a matching set (the
 # password of an initialised PostgreSQL volume does not follow postgres.env: see
 # deploy/README.md, "Rotate secrets").
 set -euo pipefail
@@ -13,6 +14,7 @@ random_hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 
 pg_password=$(random_hex 24)
 ray_token=$(random_hex 32)
+s3_secret=$(random_hex 24)
 for template in *.env.example; do
     target=${template%.example}
     if [ -e "$target" ]; then
@@ -20,6 +22,6 @@ for template in *.env.example; do
         continue
     fi
     sed -e "s/__POSTGRES_PASSWORD__/$pg_password/g" -e "s/__RAY_AUTH_TOKEN__/$ray_token/g" \
-        "$template" >"$target"
+        -e "s/__S3_SECRET_KEY__/$s3_secret/g" "$template" >"$target"
     echo "make-env: wrote $target"
 done

@@ -15,6 +15,8 @@ from dino_core.data.base import (
 )
 from dino_core.data.image_folder import load_image_folder
 from dino_core.data.mnist import load_mnist_like
+from dino_core.data.roots import resolve_root
+from dino_core.data.shards import load_shards
 from dino_core.data.synthetic import load_synthetic
 from dino_core.data.torchvision_sets import load_cifar10, load_stl10
 
@@ -35,14 +37,19 @@ _LOADERS: dict[str, Callable[[DataConfig, str], ImageDataset]] = {
     "stl10": load_stl10,
     "image_folder": load_image_folder,
     "synthetic": load_synthetic,
+    "shards": load_shards,
 }
 
 
 def load_dataset(cfg: DataConfig, split: str) -> ImageDataset:
     """Load ``split`` of ``cfg.dataset``: ``"train"``, ``"test"``, ... with an optional
     slice suffix (``"test[:8000]"``, ``"test[8000:]"``), then keep the first ``cfg.limit``
-    images. Both are deterministic (file order)."""
+    images. Both are deterministic (file order). Inside a confinement
+    (:mod:`dino_core.data.roots`) ``data.root`` is resolved and checked first, and the
+    resolved directory is the one opened."""
     spec = parse_split(split)
+    if cfg.root is not None:
+        cfg = cfg.model_copy(update={"root": resolve_root(cfg.root)})
     loader = _LOADERS.get(cfg.dataset)
     if loader is None:
         raise ValueError(

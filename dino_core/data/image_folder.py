@@ -15,6 +15,7 @@ from PIL import Image
 
 from dino_core.config import DataConfig
 from dino_core.data.base import DataNotFoundError, ImageDataset
+from dino_core.data.roots import check_inside
 
 EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -25,13 +26,17 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def list_images(root: Path) -> list[Path]:
-    """Image files under ``root`` (any depth, hidden entries skipped), sorted."""
+    """Image files under ``root`` (any depth, hidden entries skipped), sorted. Directory
+    symlinks are not followed; under a confinement an image that is a symlink must resolve
+    inside the allowed roots."""
     out = []
     for p in root.rglob("*"):
         rel = p.relative_to(root).parts
         if any(part.startswith(".") for part in rel):
             continue
         if p.suffix.lower() in EXTENSIONS and p.is_file():
+            if p.is_symlink():
+                check_inside(p, "an image file under data.root")
             out.append(p)
     return sorted(out)
 

@@ -10,14 +10,19 @@ crops by ``(seed, epoch, batch index, rank)``. Incomplete last batches are dropp
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dino_core.config import DinoConfig
 from dino_core.data.base import ImageDataset
-from dino_core.data.batched import BatchedMultiCrop
+from dino_core.data.layout import (
+    EpochLoader,
+    check_layout,
+    check_start,
+    crop_pipeline,
+    one_thread,
+)
 from dino_core.data.multicrop import MultiCropTransform
 from dino_core.data.seeding import (
     BATCH_AUGMENT,
@@ -54,17 +59,6 @@ class _SeededCrops(Dataset[list[torch.Tensor]]):
         return call_seeded(lambda: self.transform(img), s)
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Tiny per-image ops run faster on one intra-op thread than on several."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 class TrainLoader:
     """Iterates one epoch at a time; yields the rank's crops (globals first) on device."""
 
@@ -78,18 +72,7 @@ class TrainLoader:
         device: torch.device | str,
     ) -> None:
         b = cfg.train.batch_size
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"rank={rank} must be in [0, world_size={world_size})")
-        if b % world_size != 0:
-            raise ValueError(
-                f"train.batch_size={b} is not divisible by the {world_size} "
-                "ranks: choose a global batch that is a multiple of the rank count"
-            )
-        if len(dataset) < b:
-            raise ValueError(
-                f"data set {dataset.name!r} has {len(dataset)} images, fewer than "
-                f"train.batch_size={b}: lower the batch size or use more data"
-            )
+        check_layout(b, len(dataset), dataset.name, rank, world_size)
         self.cfg, self.dataset = cfg, dataset
         self.rank, self.world_size = rank, world_size
         self.device = torch.device(device)
@@ -98,21 +81,15 @@ class TrainLoader:
         self.seed = cfg.train.seed
         self.pipeline = cfg.crops.pipeline
         self.num_crops = 2 + cfg.crops.local_number
-        in_chans = cfg.model.in_chans
-        self._batched: BatchedMultiCrop | None = None
-        self._per_image: MultiCropTransform | None = None
         self._images: torch.Tensor | None = None
-        if self.pipeline == "batched":
-            if dataset.images is None:
-                raise ValueError(
-                    f"crops.pipeline='batched' needs the images in memory, but data set "
-                    f"{dataset.name!r} decodes files lazily: use crops.pipeline='per_image'"
-                )
-            self._batched = BatchedMultiCrop(
-                cfg.crops, dataset.mean, dataset.std, in_chans, self.device
-            )
-        else:
-            self._per_image = MultiCropTransform(cfg.crops, dataset.mean, dataset.std, in_chans)
+        lazy = (
+            f"the images in memory, but data set {dataset.name!r} decodes files lazily"
+            if dataset.images is None
+            else None
+        )
+        self._batched, self._per_image = crop_pipeline(
+            cfg, dataset.mean, dataset.std, self.device, lazy
+        )
 
     def __len__(self) -> int:
         return len(self.dataset) // self.batch_size
@@ -128,8 +105,7 @@ class TrainLoader:
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[list[torch.Tensor]]:
         """This rank's batches of ``epoch`` from ``start_batch`` (exact mid-epoch resume)."""
-        if not 0 <= start_batch <= len(self):
-            raise ValueError(f"start_batch={start_batch} outside [0, {len(self)}] batches")
+        check_start(start_batch, len(self))
         perm = epoch_permutation(self.seed, epoch, len(self.dataset))
         if self._batched is not None:
             return self._batched_epoch(perm, epoch, start_batch)
@@ -177,7 +153,7 @@ class TrainLoader:
         it = iter(loader)
         while True:
             if workers == 0:
-                with _one_thread():
+                with one_thread():
                     crops = next(it, None)
             else:
                 crops = next(it, None)
@@ -193,6 +169,12 @@ def build_train_loader(
     rank: int = 0,
     world_size: int = 1,
     device: torch.device | str = "cpu",
-) -> TrainLoader:
-    """The loader of ``cfg.crops.pipeline`` for this rank (see module docstring)."""
+) -> EpochLoader:
+    """The loader for this rank: a shard set streams through :class:`ShardLoader`, any
+    other data set through :class:`TrainLoader` (see module docstring)."""
+    from dino_core.data.shard_loader import ShardLoader
+    from dino_core.data.shards import ShardDataset
+
+    if isinstance(dataset, ShardDataset):
+        return ShardLoader(cfg, dataset, rank=rank, world_size=world_size, device=device)
     return TrainLoader(cfg, dataset, rank=rank, world_size=world_size, device=device)

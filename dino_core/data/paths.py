@@ -12,6 +12,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from dino_core.data.roots import check_inside
+
 SYSTEM_DATASETS = Path("/usr/share/datasets")
 
 
@@ -38,12 +40,17 @@ def download_root(root: str | None) -> Path:
 
 def candidate_dirs(root: str | None, subdirs: Iterable[str], system_name: str) -> list[Path]:
     """The search order: ``data.root`` (and its ``subdirs``), ``$DINO_DATA_DIR/<subdir>``,
-    ``$DINO_DATA_DIR``, then ``/usr/share/datasets/<system_name>``; duplicates removed."""
+    ``$DINO_DATA_DIR``, then ``/usr/share/datasets/<system_name>``; duplicates removed.
+    Under a confinement, an existing directory below ``data.root`` must resolve inside it
+    (:func:`dino_core.data.roots.check_inside`)."""
     subs = list(subdirs)
     out: list[Path] = []
     if root:
         base = Path(root).expanduser()
         out += [base, *(base / s for s in subs)]
+        for sub in out[1:]:
+            if sub.exists():
+                check_inside(sub, "a directory under data.root")
     env = data_dir_env()
     if env is not None:
         out += [*(env / s for s in subs), env]

@@ -18,6 +18,8 @@ SAMPLE_AUGMENT = 2
 BATCH_AUGMENT = 3
 TRAINER = 4  # the trainer's global RNGs of one rank (drop path) under torch.distributed
 IBOT_MASKS = 5  # the iBOT patch masks of one step and rank (dino_core.masking)
+SHARD_ORDER = 6  # the order of a shard set's shards in an epoch
+SHARD_BUFFER = 7  # the shuffle buffer of one reader (rank, DataLoader worker) of a shard set
 
 _MASK64 = (1 << 64) - 1
 

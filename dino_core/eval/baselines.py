@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dino_core.config import DinoConfig
+from dino_core.eval.metric_names import RANDOM_INIT, RAW_PIXELS
 from dino_core.models import build_backbone
 
 RAW_PIXELS_MAX_SIDE = 32
@@ -36,10 +37,11 @@ class RawPixels(nn.Module):
         return x.flatten(1)
 
 
-def random_init_backbone(cfg: DinoConfig) -> nn.Module:
-    """``cfg``'s backbone at random init from seed ``train.seed``; global RNG left untouched."""
+def random_init_backbone(cfg: DinoConfig, seed: int | None = None) -> nn.Module:
+    """``cfg``'s backbone at random init from ``seed`` (default ``train.seed``: the weights a
+    run of ``cfg`` starts from); global RNG left untouched."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.train.seed)
+        torch.manual_seed(cfg.train.seed if seed is None else seed)
         model, _ = build_backbone(cfg.model, cfg.crops.global_size)
     return model.eval()
 
@@ -48,7 +50,7 @@ def baseline_models(
     cfg: DinoConfig, *, include_raw_pixels: bool = True, raw_max_side: int = RAW_PIXELS_MAX_SIDE
 ) -> dict[str, nn.Module]:
     """``{"random_init": ..., "raw_pixels": ...}`` for ``cfg`` (raw pixels optional)."""
-    out: dict[str, nn.Module] = {"random_init": random_init_backbone(cfg)}
+    out: dict[str, nn.Module] = {RANDOM_INIT: random_init_backbone(cfg)}
     if include_raw_pixels:
-        out["raw_pixels"] = RawPixels(raw_max_side)
+        out[RAW_PIXELS] = RawPixels(raw_max_side)
     return out

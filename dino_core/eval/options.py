@@ -1,7 +1,8 @@
 """The options of each evaluation runner as typed models, to check them before a run.
 
-One model per runner of :mod:`dino_core.eval.run` (``knn``, ``linear``, ``attention``): its
-keyword arguments but the checkpoint and the output directory, with the same defaults and
+One model per runner of :mod:`dino_core.eval.run` (``knn``, ``linear``, ``attention``) and
+of the grid's baseline job (``baselines``, :mod:`dino_core.eval.baseline_run`): its keyword
+arguments but the checkpoint (or config) and the output directory, with the same defaults and
 bounds on what a run can use (``tests/dino_core/test_eval_options.py`` holds them to the
 runners' signatures). No torch here: the job API imports it to refuse a typo at submit time.
 """
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dino_core.config import DatasetName
 
-FIXED_ARGUMENTS = frozenset({"checkpoint", "out_dir"})  # set by whoever runs the evaluation
+FIXED_ARGUMENTS = frozenset({"checkpoint", "config", "out_dir"})  # set by whoever runs it
 Positive = Annotated[int, Field(ge=1)]
 
 
@@ -33,21 +34,27 @@ class DataOptions(_Options):
     limit: Positive | None = Field(None, description="first N images of each split")
 
 
-class _Common(_Options):
-    which: Literal["teacher", "student"] = "teacher"
+class _Scoring(_Options):
     data: DataOptions | None = None
     device: str = Field("auto", min_length=1, max_length=32, description="auto, cpu, cuda:0")
-    baselines: bool = Field(True, description="also score random-init (and raw-pixel) models")
     progress: bool = False
 
 
-class KnnOptions(_Common):
-    """Weighted k-NN (paper Sec. 4.1); None = the checkpoint's ``eval.knn_k`` (paper 20) and
-    ``eval.knn_temperature`` (paper 0.07)."""
+class _Common(_Scoring):
+    which: Literal["teacher", "student"] = "teacher"
+    baselines: bool = Field(True, description="also score random-init (and raw-pixel) models")
 
+
+class _KnnSettings(_Options):
     ks: list[Positive] | None = Field(None, min_length=1, max_length=16)
     temperature: float | None = Field(None, gt=0)
     batch_size: Positive = 256
+
+
+class KnnOptions(_Common, _KnnSettings):
+    """Weighted k-NN (paper Sec. 4.1); None = the checkpoint's ``eval.knn_k`` (paper 20) and
+    ``eval.knn_temperature`` (paper 0.07). In a grid, ``baselines`` means: score them once
+    for the grid (the ``baselines`` job), not in each k-NN job."""
 
 
 class LinearOptions(_Common):
@@ -70,10 +77,18 @@ class AttentionOptions(_Common):
     batch_size: Positive = 64
 
 
+class BaselinesOptions(_Scoring, _KnnSettings):
+    """The k-NN baselines of a grid (:mod:`dino_core.eval.baseline_run`): raw pixels once,
+    random init once per seed; the other fields are the grid's k-NN options."""
+
+    seeds: list[int] | None = Field(None, min_length=1, description="None = train.seed")
+
+
 EVAL_OPTIONS: dict[str, type[BaseModel]] = {
     "knn": KnnOptions,
     "linear": LinearOptions,
     "attention": AttentionOptions,
+    "baselines": BaselinesOptions,
 }
 
 

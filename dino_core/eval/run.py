@@ -25,6 +25,7 @@ from dino_core.eval.baselines import baseline_models
 from dino_core.eval.features import default_last_blocks, eval_mode, resolve_device
 from dino_core.eval.figures import display_images, save_attention_figure, transform_stats
 from dino_core.eval.linear import LinearProbeConfig
+from dino_core.eval.metric_names import TRAINED, knn_metric, model_suffix
 from dino_core.eval.suite import (
     EvalData,
     attention_mask_report,
@@ -33,8 +34,6 @@ from dino_core.eval.suite import (
     load_eval_data,
 )
 from dino_core.models import load_backbone
-
-TRAINED = "trained"
 
 
 @dataclass(frozen=True)
@@ -76,9 +75,15 @@ def _prepare(
     return model, cfg, load_eval_data(cfg, need_train=need_train)
 
 
-def _header(
-    kind: str, checkpoint: str, which: str, cfg: DinoConfig, data: EvalData, device: str
+def report_header(
+    kind: str,
+    checkpoint: str | None,
+    which: str | None,
+    cfg: DinoConfig,
+    data: EvalData,
+    device: str,
 ) -> dict[str, Any]:
+    """The fields every report starts with: what was scored, on which data, where."""
     return {
         "kind": kind,
         "checkpoint": checkpoint,
@@ -94,7 +99,10 @@ def _header(
     }
 
 
-def _write(result: dict[str, Any], out_dir: Path, kind: str, started: float) -> dict[str, Any]:
+def write_report(
+    result: dict[str, Any], out_dir: Path, kind: str, started: float
+) -> dict[str, Any]:
+    """``<out_dir>/<kind>.json`` with the elapsed time; returns ``result`` naming the file."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{kind}.json"
     result["elapsed_s"] = round(time.perf_counter() - started, 3)
@@ -110,8 +118,15 @@ def _models(trained: nn.Module, cfg: DinoConfig, baselines: bool, raw: bool) -> 
     return models
 
 
-def _suffix(name: str) -> str:
-    return "" if name == TRAINED else f"_{name}"
+def knn_metrics(
+    report: dict[str, Any], ks: Sequence[int], name: str, seed: int | None = None
+) -> dict[str, float]:
+    """The flat top-1/top-5 metrics of one model's :func:`knn_report` at each k."""
+    return {
+        knn_metric(acc, k, name, seed): float(report[f"k={k}"][acc])
+        for k in ks
+        for acc in ("top1", "top5")
+    }
 
 
 def run_knn_eval(
@@ -134,7 +149,7 @@ def run_knn_eval(
     dev = resolve_device(device)
     ks = list(ks) if ks else [cfg.eval.knn_k]
     t = temperature if temperature is not None else cfg.eval.knn_temperature
-    result = _header("knn", checkpoint, which, cfg, ev, str(dev))
+    result = report_header("knn", checkpoint, which, cfg, ev, str(dev))
     result["settings"] = {"ks": ks, "temperature": t}
     result["results"], metrics = {}, {}
     for name, m in _models(model, cfg, baselines, raw=True).items():
@@ -143,12 +158,10 @@ def run_knn_eval(
             progress=progress, name=name,
         )  # fmt: skip
         result["results"][name] = rep
-        for k in ks:
-            for acc in ("top1", "top5"):
-                metrics[f"knn_{acc}_k{k}{_suffix(name)}"] = rep[f"k={k}"][acc]
+        metrics.update(knn_metrics(rep, ks, name))
     result["metrics"] = metrics
     out = Path(out_dir) if out_dir is not None else default_out_dir(checkpoint, which)
-    return _write(result, out, "knn", started)
+    return write_report(result, out, "knn", started)
 
 
 def run_linear_eval(
@@ -180,7 +193,7 @@ def run_linear_eval(
         lr=lr,
         seed=cfg.train.seed if seed is None else seed,
     )
-    result = _header("linear", checkpoint, which, cfg, ev, str(dev))
+    result = report_header("linear", checkpoint, which, cfg, ev, str(dev))
     result["settings"] = {
         "n_last_blocks": n_blocks,
         "avgpool_patchtokens": avgpool_patchtokens,
@@ -206,10 +219,10 @@ def run_linear_eval(
         )
         result["results"][name] = rep
         for key in ("best_top1", "final_top1", "final_top5"):
-            metrics[f"linear_{key}{_suffix(name)}"] = float(rep[key])  # type: ignore[arg-type]
+            metrics[f"linear_{key}{model_suffix(name)}"] = float(rep[key])  # type: ignore[arg-type]
     result["metrics"] = metrics
     out = Path(out_dir) if out_dir is not None else default_out_dir(checkpoint, which)
-    return _write(result, out, "linear", started)
+    return write_report(result, out, "linear", started)
 
 
 def run_attention_eval(
@@ -234,7 +247,7 @@ def run_attention_eval(
     dev = resolve_device(device)
     th = threshold if threshold is not None else cfg.eval.attention_threshold
     out = Path(out_dir) if out_dir is not None else default_out_dir(checkpoint, which)
-    result = _header("attention", checkpoint, which, cfg, ev, str(dev))
+    result = report_header("attention", checkpoint, which, cfg, ev, str(dev))
     has_masks = ev.test.masks is not None
     result["settings"] = {"threshold": th, "num_images": num_images, "has_masks": has_masks}
     metrics: dict[str, float] = {}
@@ -243,7 +256,7 @@ def run_attention_eval(
     if not cfg.model.is_vit:
         result["not_applicable"] = no_attention_reason(cfg.model.arch)
         result["metrics"] = metrics
-        return _write(result, out, "attention", started)
+        return write_report(result, out, "attention", started)
     shown = ev.test.take(slice(0, num_images))
     shown_x = next(eval_batches(shown, ev.transform, len(shown)))[0]
     for name, m in _models(model, cfg, baselines, raw=False).items():
@@ -266,7 +279,7 @@ def run_attention_eval(
                 progress=progress, name=name,
             )  # fmt: skip
             entry["mask_score"] = score.to_dict()
-            sfx = _suffix(name)
+            sfx = model_suffix(name)
             metrics[f"attn_iou_best_head{sfx}"] = score.best_head_iou
             metrics[f"attn_iou_mean_map{sfx}"] = score.mean_map_iou
             for bg, part in score.by_background.items():
@@ -274,4 +287,4 @@ def run_attention_eval(
         result["results"][name] = entry
     result["metrics"] = metrics
     result["files"] = files
-    return _write(result, out, "attention", started)
+    return write_report(result, out, "attention", started)

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dino_core.config import EvalConfig
+from dino_core.eval.baseline_key import baseline_key
 from orchestrator.db import Database
 from orchestrator.errors import StaleStateError
 from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS
@@ -19,7 +20,16 @@ from orchestrator.service.idempotency import run_idempotent
 from orchestrator.service.jobs import MAX_PAGE, cancel_in_session
 from orchestrator.service.submit_check import PathPolicy, check_grid
 from orchestrator.states import record_event
-from worker.contracts import GRID_FINISHED, QUEUED, RUNNING, SUCCEEDED, TERMINAL, GridStatus
+from worker.contracts import (
+    BASELINES,
+    GRID_FINISHED,
+    PRETRAIN,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    TERMINAL,
+    GridStatus,
+)
 
 PAPER_KNN_K: int = EvalConfig.model_fields["knn_k"].default
 
@@ -58,7 +68,9 @@ def submit_grid(
     """
     plan = check_grid(request, max_combinations=max_combinations, paths=paths)
     combos = plan.combinations
+    runs = plan.runs()
     evals_res = request.eval_resources or eval_resources(request.resources)
+    job_options = plan.job_eval_options()
 
     def create(session: Session) -> str:
         now = utcnow()
@@ -69,6 +81,7 @@ def submit_grid(
             base_config=request.base_config,
             axes=request.axes,
             overrides=plan.override_sets,
+            seeds=list(plan.seeds),
             evals=list(request.evals),
             n_combinations=len(combos),
             mlflow_experiment=experiment_for_grid(request.name),
@@ -76,40 +89,59 @@ def submit_grid(
         )
         session.add(grid)
         session.flush()
+        seeds = f" x {len(plan.seeds)} seeds" if plan.seeds else ""
         record_event(
             session,
             "submitted",
-            f"grid of {len(combos)} combination(s) submitted by {user.name}",
+            f"grid of {len(combos)} combination(s){seeds} submitted by {user.name}",
             grid_id=grid.id,
-            data={"combinations": len(combos), "evals": list(request.evals)},
+            data={
+                "combinations": len(combos),
+                "seeds": list(plan.seeds),
+                "evals": list(request.evals),
+            },
         )
-        for combo in combos:
+        groups = plan.baseline_groups()
+        for n, group in enumerate(groups):
+            name = f"{request.name}/baselines" + (f"/{n}" if len(groups) > 1 else "")
+            add_job(
+                session,
+                owner_id=user.id,
+                kind=BASELINES,
+                name=name,
+                config=group.config,
+                resources=evals_res,
+                priority=request.priority,
+                max_attempts=request.max_attempts,
+                experiment=grid.mlflow_experiment,
+                now=now,
+                reason=f"grid {grid.id}: k-NN of random init (seeds {group.seeds}) and raw "
+                "pixels, once for every run of this architecture and data",
+                eval_options=plan.baseline_options(group),
+                tags=request.tags,
+                grid_id=grid.id,
+                axis_values=group.values,
+            )
+        for combo, config in runs:
+            seed = f"/seed{config.train.seed}" if plan.seeds else ""
             pretrain = add_job(
                 session,
                 owner_id=user.id,
                 kind="pretrain",
-                name=f"{request.name}/{combo.index}",
-                config=combo.config,
+                name=f"{request.name}/{combo.index}{seed}",
+                config=config,
                 resources=request.resources,
                 priority=request.priority,
                 max_attempts=request.max_attempts,
                 experiment=grid.mlflow_experiment,
                 now=now,
-                reason=f"grid {grid.id} combination {combo.index}: {combo.label()}",
+                reason=f"grid {grid.id} combination {combo.index}{seed}: {combo.label()}",
                 tags=request.tags,
                 grid_id=grid.id,
                 combination=combo.index,
                 axis_values=combo.values,
             )
-            add_evals(
-                session,
-                pretrain,
-                combo.config,
-                request.evals,
-                evals_res,
-                now,
-                plan.eval_options,
-            )
+            add_evals(session, pretrain, config, request.evals, evals_res, now, job_options)
         return grid.id
 
     grid_id = run_idempotent(db, user, idempotency_key, "grid", request_hash(request), create)
@@ -137,7 +169,13 @@ def _view(grid: Grid, counts: Counter[str], jobs: list[Job] | None = None) -> Gr
 def _grid_jobs(session: Session, grid_id: str) -> list[Job]:
     stmt = select(Job).where(Job.grid_id == grid_id).order_by(Job.combination, Job.created_at)
     jobs = list(session.scalars(stmt))
-    return sorted(jobs, key=lambda j: (j.combination or 0, j.depends_on is not None, j.kind))
+    return sorted(jobs, key=_job_order)
+
+
+def _job_order(j: Job) -> tuple[bool, int, bool, int, str]:
+    """Baseline jobs first; then per combination its pretraining runs by seed, then evals."""
+    seed = int(j.config.get("train", {}).get("seed", 0))
+    return (j.combination is not None, j.combination or 0, j.depends_on is not None, seed, j.kind)
 
 
 def get_grid(db: Database, user: UserView, grid_id: str) -> GridView:
@@ -169,30 +207,37 @@ def list_grids(
         return [_view(g, counts[g.id]) for g in grids]
 
 
-def grid_summary(db: Database, user: UserView, grid_id: str) -> list[GridRow]:
-    """One row per combination: axis values, status, final metrics, eval results, collapse."""
-    with db.session() as s:
-        load_grid(s, user, grid_id)
-        jobs = _grid_jobs(s, grid_id)
+def _cell(job: Job) -> EvalCell:
+    return EvalCell(
+        job_id=job.id, status=job.status, metrics=job.result_metrics, options=job.eval_options
+    )
+
+
+def summary_rows(session: Session, grid_id: str) -> list[GridRow]:
+    """One row per pretraining run (a combination at one seed): axis values, status, final
+    metrics, its eval results, the grid's baseline job for its architecture, collapse."""
+    jobs = _grid_jobs(session, grid_id)
     evals: dict[str, dict[str, EvalCell]] = {}
+    baselines: dict[str, EvalCell] = {}
     for j in jobs:
         if j.depends_on is not None:
-            cell = EvalCell(
-                job_id=j.id, status=j.status, metrics=j.result_metrics, options=j.eval_options
-            )
-            evals.setdefault(j.depends_on, {})[j.kind] = cell
+            evals.setdefault(j.depends_on, {})[j.kind] = _cell(j)
+        elif j.kind == BASELINES:
+            baselines[baseline_key(j.config)] = _cell(j)
     rows = []
     for j in jobs:
-        if j.kind != "pretrain" or j.combination is None:
+        if j.kind != PRETRAIN or j.combination is None:
             continue
         rows.append(
             GridRow(
                 combination=j.combination,
+                seed=int(j.config.get("train", {}).get("seed", 0)),
                 job_id=j.id,
                 axis_values=j.axis_values,
                 status=j.status,
                 metrics=j.result_metrics or j.metrics,
                 evals=evals.get(j.id, {}),
+                baseline=baselines.get(baseline_key(j.config)),
                 collapsed=j.collapsed,
                 collapse_kind=j.collapse_kind,
                 mlflow_run_id=j.mlflow_run_id,
@@ -202,6 +247,13 @@ def grid_summary(db: Database, user: UserView, grid_id: str) -> list[GridRow]:
             )
         )
     return rows
+
+
+def grid_summary(db: Database, user: UserView, grid_id: str) -> list[GridRow]:
+    """:func:`summary_rows` of a grid the user may see."""
+    with db.session() as s:
+        load_grid(s, user, grid_id)
+        return summary_rows(s, grid_id)
 
 
 def cancel_grid(db: Database, user: UserView, grid_id: str, reason: str | None = None) -> GridView:

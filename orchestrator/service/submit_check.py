@@ -20,7 +20,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from dino_core.config import DinoConfig
-from dino_core.eval.options import EVAL_OPTIONS, option_problems
+from dino_core.eval.baseline_key import baseline_key, decides_baseline
+from dino_core.eval.options import EVAL_OPTIONS, BaselinesOptions, option_problems
 from orchestrator.config_check import (
     check_config,
     non_finite,
@@ -45,13 +46,61 @@ class PathPolicy:
 
 
 @dataclass(frozen=True)
+class BaselineGroup:
+    """Runs of a grid that share one k-NN baseline (same architecture, data and k-NN
+    settings, :mod:`dino_core.eval.baseline_key`): scored once, random init at each seed."""
+
+    key: str
+    config: DinoConfig  # the config of the group's first run
+    seeds: list[int]  # every train.seed among its runs, in first-seen order
+    values: dict[str, Any]  # the axis / override values that decide it
+
+
+@dataclass(frozen=True)
 class GridPlan:
-    """A checked grid: its combinations, parsed override sets and evaluation options."""
+    """A checked grid: its combinations, parsed override sets, seeds, evaluation options."""
 
     request: GridRequest
     combinations: list[Combination]
     override_sets: list[dict[str, Any]]
     eval_options: dict[EvalKind, dict[str, Any]]
+    seeds: list[int]  # [] = each combination once
+
+    def runs(self) -> list[tuple[Combination, DinoConfig]]:
+        """Every pretraining run: each combination once per seed (once without seeds)."""
+        return [(c, cfg) for c in self.combinations for cfg in c.runs(self.seeds)]
+
+    @property
+    def grid_baselines(self) -> bool:
+        """The k-NN baselines are scored once per grid (a ``baselines`` job per group) when
+        the grid runs k-NN and does not switch its baselines off."""
+        knn = self.eval_options.get("eval_knn", {})
+        return "eval_knn" in self.request.evals and knn.get("baselines", True) is not False
+
+    def baseline_groups(self) -> list[BaselineGroup]:
+        if not self.grid_baselines:
+            return []
+        groups: dict[str, BaselineGroup] = {}
+        for combo, cfg in self.runs():
+            key = baseline_key(cfg.to_dict())
+            values = {k: v for k, v in combo.values.items() if decides_baseline(k)}
+            group = groups.setdefault(key, BaselineGroup(key, cfg, [], values))
+            if cfg.train.seed not in group.seeds:
+                group.seeds.append(cfg.train.seed)
+        return list(groups.values())
+
+    def job_eval_options(self) -> dict[EvalKind, dict[str, Any]]:
+        """The options of each run's eval jobs: with grid baselines, k-NN skips its own."""
+        if not self.grid_baselines:
+            return self.eval_options
+        knn = {**self.eval_options.get("eval_knn", {}), "baselines": False}
+        return {**self.eval_options, "eval_knn": knn}
+
+    def baseline_options(self, group: BaselineGroup) -> dict[str, Any]:
+        """The ``baselines`` job's options: the grid's k-NN options and the group's seeds."""
+        knn = self.eval_options.get("eval_knn", {})
+        kept = {k: v for k, v in knn.items() if k in BaselinesOptions.model_fields}
+        return {**kept, "seeds": list(group.seeds)}
 
     def view(self) -> GridPlanView:
         combos = [
@@ -64,11 +113,15 @@ class GridPlan:
             )
             for c in self.combinations
         ]
-        n_jobs = len(combos) * (1 + len(self.request.evals))
+        n_runs = len(self.runs())
+        n_baselines = len(self.baseline_groups())
         return GridPlanView(
             name=self.request.name,
             n_combinations=len(combos),
-            n_jobs=n_jobs,
+            seeds=list(self.seeds),
+            n_runs=n_runs,
+            n_baseline_jobs=n_baselines,
+            n_jobs=n_runs * (1 + len(self.request.evals)) + n_baselines,
             evals=list(self.request.evals),
             combinations=combos,
         )
@@ -131,7 +184,11 @@ def check_grid(
         raise GridValidationError(errors)
     options, errors = _all_eval_options(request.eval_options, "eval_options", paths)
     found = expand(
-        request.base_config, request.axes, request.overrides, max_combinations=max_combinations
+        request.base_config,
+        request.axes,
+        request.overrides,
+        seeds=request.seeds,
+        max_combinations=max_combinations,
     )
     errors += found.errors
     if paths is not None and not errors:
@@ -143,7 +200,8 @@ def check_grid(
             errors += _data_root(combo.config, paths, where)
     if errors:
         raise GridValidationError(list({e.field + e.message: e for e in errors}.values()))
-    return GridPlan(request, found.combinations, found.override_sets, options)
+    seeds = list(request.seeds or [])
+    return GridPlan(request, found.combinations, found.override_sets, options, seeds)
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from api.app import create_app  # noqa: E402
-from api.auth import issue_token  # noqa: E402
-from api.settings import ApiSettings  # noqa: E402
+from api.server.app import create_app  # noqa: E402
+from api.server.auth import issue_token  # noqa: E402
+from api.server.settings import ApiSettings  # noqa: E402
 from orchestrator.db import Database, open_database  # noqa: E402
 from tests.orchestrator.raynodes import RayNode, free_port, kill_node, start_head  # noqa: E402
 

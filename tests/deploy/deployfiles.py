@@ -158,7 +158,7 @@ def _settings_fields(prefix: str) -> set[str]:
 
         return set(OrchestratorSettings.model_fields)
     if prefix == "DINO_API_":
-        from api.settings import ApiSettings
+        from api.server.settings import ApiSettings
 
         return set(ApiSettings.model_fields)
     return set()
@@ -202,7 +202,7 @@ def _python_help_env() -> str:
     return out.stdout
 
 
-THIRD_PARTY_PREFIXES = {"RAY_": "ray", "MLFLOW_": "mlflow"}
+THIRD_PARTY_PREFIXES = {"RAY_": "ray", "MLFLOW_": "mlflow", "AWS_": "botocore"}
 
 
 def read_by_third_party(name: str) -> str | None:

@@ -3,6 +3,7 @@ code and the servers actually use; `docker compose config` when a Compose v2 CLI
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -15,6 +16,8 @@ from tests.deploy.deployfiles import COMPOSE, DEPLOY, REPO, load_yaml
 
 OUR_SERVICES = ("mlflow", "ray-head", "ray-worker", "api")
 RAY_NODES = ("ray-head", "ray-worker", "api")  # the API joins Ray as a driver node
+S3_CLIENTS = ("mlflow", *RAY_NODES)  # every process that reads or writes s3://
+ONE_SHOT = ("minio-init",)  # runs once and exits: no health, waited for by completion
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +50,11 @@ def _interpolated_default(value: str) -> str:
 
 
 def test_expected_services_each_with_a_healthcheck(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"postgres", *OUR_SERVICES}
+    assert set(compose["services"]) == {"postgres", "minio", *ONE_SHOT, *OUR_SERVICES}
     for name, svc in compose["services"].items():
+        if name in ONE_SHOT:
+            assert svc["restart"] == "no", f"{name} runs once"
+            continue
         test = svc.get("healthcheck", {}).get("test")
         assert test and test[0] in ("CMD", "CMD-SHELL"), f"service {name} has no healthcheck"
 
@@ -67,8 +73,15 @@ def test_depends_on_waits_for_healthy_services_that_exist(compose: dict[str, Any
     for name, svc in compose["services"].items():
         for dep, cond in (svc.get("depends_on") or {}).items():
             assert dep in compose["services"], f"{name} depends on unknown service {dep}"
-            assert cond == {"condition": "service_healthy"}, f"{name} -> {dep}: {cond}"
-    assert set(_service(compose, "api")["depends_on"]) == {"postgres", "mlflow", "ray-head"}
+            wanted = "service_completed_successfully" if dep in ONE_SHOT else "service_healthy"
+            assert cond == {"condition": wanted}, f"{name} -> {dep}: {cond}"
+    assert set(_service(compose, "api")["depends_on"]) == {
+        "postgres",
+        "mlflow",
+        "ray-head",
+        "minio-init",
+    }
+    assert "minio-init" in _service(compose, "mlflow")["depends_on"]
 
 
 def test_secrets_come_from_env_files_with_committed_templates(compose: dict[str, Any]) -> None:
@@ -115,7 +128,7 @@ def test_ports_match_what_the_servers_listen_on(compose: dict[str, Any]) -> None
     assert published["api"] == [api_port]
     from urllib.parse import urlsplit
 
-    from api.settings import DEFAULT_API_URL
+    from api.cli.client import DEFAULT_API_URL
 
     assert str(urlsplit(DEFAULT_API_URL).port) == api_port, "`dino` clients' default URL"
     assert _env(_service(compose, "api"))["DINO_HEALTHCHECK_PORT"] == api_port, "healthcheck port"
@@ -140,18 +153,65 @@ def test_addresses_point_at_the_services_and_their_ports(compose: dict[str, Any]
     assert not is_allowed_host_header(allowed, "evil.example.com")
 
 
-def test_shared_storage_is_the_same_volume_at_the_same_path_on_every_node(
+def _client_env(compose: dict[str, Any], name: str) -> dict[str, str]:
+    """A service's environment with its env files' templates (what the process sees)."""
+    from tests.deploy.deployfiles import read_env_file
+
+    svc = _service(compose, name)
+    env: dict[str, str] = {}
+    for env_file in svc.get("env_file", []):
+        env.update(read_env_file(COMPOSE.parent / (env_file + ".example")))
+    return {**env, **_env(svc)}
+
+
+def test_checkpoints_and_artifacts_live_in_the_minio_bucket_minio_init_creates(
     compose: dict[str, Any],
 ) -> None:
-    storage = _env(_service(compose, "api"))["DINO_STORAGE_URI"]
-    mount_point = "/" + storage.strip("/").split("/")[0]
-    volumes = {_mounts(_service(compose, n)).get(mount_point) for n in RAY_NODES}
-    assert volumes == {"shared"}, f"{mount_point} mounts per node: {volumes}"
-    assert "shared" in compose["volumes"]
+    from urllib.parse import urlsplit
+
+    storage = urlsplit(_env(_service(compose, "api"))["DINO_STORAGE_URI"])
+    artifacts = urlsplit(_env(_service(compose, "mlflow"))["MLFLOW_ARTIFACTS_DESTINATION"])
+    assert storage.scheme == artifacts.scheme == "s3"
+    assert storage.netloc == artifacts.netloc == "dino" and storage.path != artifacts.path
+    init = " ".join(_service(compose, "minio-init")["entrypoint"])
+    assert f"mc mb --ignore-existing dino/{storage.netloc}" in init
+    minio = _service(compose, "minio")
+    api_port = minio["command"][minio["command"].index("--address") + 1].lstrip(":")
+    assert "http://minio:" + api_port in init
+    assert _mounts(minio)["/data"] in compose["volumes"]
+    for name in S3_CLIENTS:
+        env = _client_env(compose, name)
+        assert env["AWS_ENDPOINT_URL"] == f"http://minio:{api_port}", name
+        assert "env/s3.env" in _service(compose, name)["env_file"], f"{name} lacks the S3 key"
+        assert env.get("AWS_DEFAULT_REGION"), name
+
+
+def test_the_s3_clients_reach_minio_through_the_code_that_jobs_use(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The api's environment, as dino_core.storage reads it, and MinIO's own credentials."""
+    from dino_core.storage import s3_options
+    from tests.deploy.deployfiles import ENV_DIR, read_env_file
+
+    for key in list(os.environ):
+        if key.startswith("AWS_"):
+            monkeypatch.delenv(key)
+    for key, value in _client_env(compose, "api").items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    opts = s3_options()
+    assert opts["endpoint_url"] == "http://minio:9000"
+    assert opts["client_kwargs"] == {"region_name": "us-east-1"}
+    root = read_env_file(ENV_DIR / "minio.env.example")
+    assert (opts["key"], opts["secret"]) == (root["MINIO_ROOT_USER"], root["MINIO_ROOT_PASSWORD"])
+
+
+def test_every_node_mounts_the_data_sets_and_postgres_keeps_a_volume(
+    compose: dict[str, Any],
+) -> None:
     data = {_mounts(_service(compose, n)).get("/data") for n in RAY_NODES}
     assert data == {"datasets"}
     assert _mounts(_service(compose, "postgres"))["/var/lib/postgresql/data"] in compose["volumes"]
-    assert _mounts(_service(compose, "mlflow"))["/mlartifacts"] in compose["volumes"]
 
 
 def test_gpu_workers_reserve_gpus_and_share_a_lock_volume(compose: dict[str, Any]) -> None:
@@ -172,7 +232,7 @@ def test_mlflow_server_uses_postgres_and_serves_artifacts(compose: dict[str, Any
 
     mlflow = _service(compose, "mlflow")
     assert "--serve-artifacts" in mlflow["command"]
-    assert _env(mlflow)["MLFLOW_ARTIFACTS_DESTINATION"] == "/mlartifacts"
+    assert _env(mlflow)["MLFLOW_ARTIFACTS_DESTINATION"].startswith("s3://")
     backend = read_env_file(ENV_DIR / "mlflow.env.example")["MLFLOW_BACKEND_STORE_URI"]
     assert backend.startswith("postgresql+psycopg://") and backend.endswith("@postgres:5432/mlflow")
     dino = read_env_file(ENV_DIR / "dino.env.example")["DINO_DATABASE_URL"]

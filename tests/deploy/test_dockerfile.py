@@ -143,14 +143,14 @@ def test_entrypoint_and_healthcheck_run_scripts_the_image_installs() -> None:
 def test_default_command_is_a_dino_cli_command_with_its_options() -> None:
     import typer.main
 
-    from api.cli import app
+    from api.cli.main import app
 
     cmd = exec_form(next(i for i in dockerfile_instructions() if i.keyword == "CMD"))
     assert cmd[0] == "with-ray", "the API must join the Ray cluster before serving"
     assert cmd[1] == "dino"
     group = typer.main.get_command(app)
     sub = group.commands.get(cmd[2])  # type: ignore[attr-defined]
-    assert sub is not None, f"`dino {cmd[2]}` is not a command of api.cli.app"
+    assert sub is not None, f"`dino {cmd[2]}` is not a command of api.cli.main.app"
     options = {o for p in sub.params for o in getattr(p, "opts", [])}
     for flag in (a for a in cmd[3:] if a.startswith("--")):
         assert flag in options, f"`dino {cmd[2]}` has no option {flag}"

@@ -40,6 +40,7 @@ OPTIONAL = {
     "DINO_DATA_DIR": "data set dir; the image sets /data",
     "DINO_DATA_DOWNLOAD": "torchvision downloads allowed unless 0",
     "DINO_DATASET_ROOTS": "defaults to DINO_DATA_DIR and the system data sets",
+    "DINO_DATASET_URIS": "URL prefixes (s3://...) a data.root may name; none by default",
     "DINO_MLFLOW_UI_URL": "only the links the API prints",
     "LOCAL_RANK": "set by the DDP launcher",
     "DINO_API_URL": "the `dino` CLI client's server, not the server's own setting",
@@ -69,7 +70,8 @@ def _set_for_our_image() -> dict[str, str]:
             for entry in container.get("env", []):
                 where.setdefault(entry["name"], f"{obj['kind']} {obj['metadata']['name']}")
     for template in ENV_DIR.glob("*.env.example"):
-        if template.name != "postgres.env.example":  # read by the postgres image only
+        # read by the postgres and minio images only
+        if template.name not in ("postgres.env.example", "minio.env.example"):
             for key in read_env_file(template):
                 where.setdefault(key, str(template.name))
     return where

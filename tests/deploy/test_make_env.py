@@ -37,6 +37,10 @@ def test_secrets_are_filled_in_and_shared_where_they_must_match(tmp_path: Path) 
     mlflow = read_env_file(env_dir / "mlflow.env")["MLFLOW_BACKEND_STORE_URI"]
     assert dino == f"postgresql+psycopg://{user}:{password}@postgres:5432/{pg['POSTGRES_DB']}"
     assert mlflow == f"postgresql+psycopg://{user}:{password}@postgres:5432/mlflow"
+    minio, s3 = read_env_file(env_dir / "minio.env"), read_env_file(env_dir / "s3.env")
+    assert s3["AWS_ACCESS_KEY_ID"] == minio["MINIO_ROOT_USER"]
+    assert s3["AWS_SECRET_ACCESS_KEY"] == minio["MINIO_ROOT_PASSWORD"]
+    assert len(minio["MINIO_ROOT_PASSWORD"]) == 48 and minio["MINIO_ROOT_PASSWORD"] != password
     for path in env_dir.glob("*.env"):
         assert "__" not in path.read_text(), f"{path.name} still has a template marker"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, f"{path.name} readable by others"

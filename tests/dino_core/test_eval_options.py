@@ -8,10 +8,16 @@ import inspect
 import pytest
 from pydantic import ValidationError
 
+from dino_core.eval.baseline_run import run_knn_baselines
 from dino_core.eval.options import EVAL_OPTIONS, FIXED_ARGUMENTS, DataOptions
 from dino_core.eval.run import DataOverrides, run_attention_eval, run_knn_eval, run_linear_eval
 
-RUNNERS = {"knn": run_knn_eval, "linear": run_linear_eval, "attention": run_attention_eval}
+RUNNERS = {
+    "knn": run_knn_eval,
+    "linear": run_linear_eval,
+    "attention": run_attention_eval,
+    "baselines": run_knn_baselines,
+}
 
 
 @pytest.mark.parametrize("kind", sorted(RUNNERS))

@@ -4,13 +4,17 @@ They behave like ``worker.run.run_job`` where the scheduler can tell: progress e
 checkpoints in ``spec.storage_uri`` that a later attempt resumes from, cooperative cancel,
 and one "MLflow run id" kept across attempts. Behaviour comes from ``spec.tags``:
 ``t.steps`` (default 3), ``t.step_s`` (default 0.05), ``t.fail_attempts`` (attempts <= N
-fail), ``t.outcome`` (end status, or ``raise``), ``t.collapse_when`` (``field=value``: that
-combination ends COLLAPSED), ``t.ignore_cancel``, ``t.hold_file`` (wait until this file
-exists before finishing).
+fail, as ``t.failure``: a ``FailureKind``, default unclassified), ``t.outcome`` (end
+status, or ``raise``), ``t.collapse_when`` (``field=value``: that combination ends
+COLLAPSED), ``t.ignore_cancel``, ``t.hold_file`` (wait until this file exists before
+finishing), ``t.scores`` (eval jobs report :func:`score_of` their config, at the config's
+``eval.knn_k``, instead of the fixed :data:`EVAL_METRICS`). A ``baselines`` job reports raw
+pixels and random init at each seed it was given (:func:`baseline_of`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dino_core.config import flatten
+from dino_core.eval.metric_names import RANDOM_INIT, RAW_PIXELS, knn_metric
 from worker.contracts import (
     CancelFn,
     CheckpointSaved,
@@ -34,6 +39,32 @@ EVAL_METRICS = {
     "eval_attention": {"attention_iou": 0.25},
     "eval_linear": {"linear_top1": 0.6},
 }
+
+
+RAW_PIXELS_SCORE = 42.0
+
+
+def score_of(config: dict[str, Any], kind: str) -> float:
+    """A made-up score in [50, 90) that differs between configs (so between seeds)."""
+    digest = hashlib.sha256(json.dumps([kind, config], sort_keys=True).encode()).digest()
+    return 50.0 + int.from_bytes(digest[:4], "big") % 4000 / 100.0
+
+
+def baseline_of(seed: int) -> float:
+    """The made-up k-NN top-1 of random init at ``seed``."""
+    return 10.0 + 1.5 * seed
+
+
+def _eval_metrics(spec: JobSpec) -> dict[str, float]:
+    k = int(spec.config.get("eval", {}).get("knn_k", 20))
+    if spec.kind == "baselines":
+        seeds = spec.eval_options.get("seeds") or [spec.config["train"]["seed"]]
+        out = {knn_metric("top1", k, RANDOM_INIT, s): baseline_of(s) for s in seeds}
+        return {**out, knn_metric("top1", k, RAW_PIXELS): RAW_PIXELS_SCORE}
+    if spec.tags.get("t.scores") != "1":
+        return EVAL_METRICS[spec.kind]
+    key = {"eval_knn": knn_metric("top1", k), "eval_linear": "linear_final_top1"}
+    return {key.get(spec.kind, "attn_iou_mean_map"): score_of(spec.config, spec.kind)}
 
 
 def _log(store: Path, **entry: Any) -> None:
@@ -74,7 +105,8 @@ def steps_job(
     )
     emit(Started(mlflow_run_id=run_id, attempt=spec.attempt))
     if spec.kind != "pretrain":
-        if not spec.source_checkpoint or not Path(spec.source_checkpoint).exists():
+        needs = spec.kind != "baselines"  # a baselines job scores the config, no checkpoint
+        if needs and (not spec.source_checkpoint or not Path(spec.source_checkpoint).exists()):
             return JobResult(
                 job_id=spec.job_id,
                 status="FAILED",
@@ -86,7 +118,7 @@ def steps_job(
             job_id=spec.job_id,
             status="SUCCEEDED",
             mlflow_run_id=run_id,
-            metrics=EVAL_METRICS[spec.kind],
+            metrics=_eval_metrics(spec),
         )
     steps = int(tags.get("t.steps", "3"))
     step_s = float(tags.get("t.step_s", "0.05"))
@@ -97,6 +129,7 @@ def steps_job(
             status="FAILED",
             mlflow_run_id=run_id,
             error=f"planned failure of attempt {spec.attempt}",
+            failure=tags.get("t.failure"),  # type: ignore[arg-type]
         )
     loss = 0.0
     for step in range(start + 1, steps + 1):
@@ -127,10 +160,14 @@ def steps_job(
     if outcome == "COLLAPSED":
         emit(Collapsed(kind="uniform", step=steps, evidence={"loss": loss}))
     _log(store, attempt=spec.attempt, event="end", status=outcome)
+    final = {"loss": loss, "steps": float(steps)}
+    if tags.get("t.scores") == "1":
+        final["loss"] = score_of(spec.config, "loss") / 10
+        final["teacher_entropy"] = score_of(spec.config, "teacher_entropy") / 20
     return JobResult(
         job_id=spec.job_id,
         status=outcome,
         mlflow_run_id=run_id,  # type: ignore[arg-type]
-        metrics={"loss": loss, "steps": float(steps)},
+        metrics=final,
         checkpoint_uri=str(ckpt),
     )

@@ -26,7 +26,7 @@ def test_migrations_create_every_table_once(db_url: str) -> None:
         assert set(inspect(db.engine).get_table_names()) >= TABLES
         with db.session() as s:
             assert s.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
-                "0001"
+                "0002"
             ]
     finally:
         again.dispose()

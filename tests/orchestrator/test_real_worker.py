@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
+from orchestrator.ablation import grid_results
 from orchestrator.db import Database
 from orchestrator.schemas import GridRequest, UserView
 from orchestrator.service import get_grid, grid_summary, submit_grid
@@ -104,14 +105,12 @@ def test_grid_of_eight_real_jobs_one_killed_and_resumed(
 
 
 def test_eval_jobs_score_the_final_checkpoint(db: Database, alice: UserView, tracking: str) -> None:
+    """... and the grid's baselines job scores the k-NN baselines the k-NN job skips."""
     req = GridRequest(
         name="evals",
         base_config=tiny(),
         axes={"train.seed": [0]},
-        eval_options={
-            "eval_knn": {"baselines": False},
-            "eval_attention": {"num_images": 2, "baselines": False},
-        },
+        eval_options={"eval_attention": {"num_images": 2, "baselines": False}},
     )
     grid = submit_grid(db, alice, req)
     with running_scheduler(
@@ -122,6 +121,18 @@ def test_eval_jobs_score_the_final_checkpoint(db: Database, alice: UserView, tra
     knn, att = row.evals["eval_knn"], row.evals["eval_attention"]
     assert 0 <= knn.metrics["knn_top1_k20"] <= 100
     assert 0 <= att.metrics["attn_iou_mean_map"] <= 1
+    assert not any("random_init" in k or "raw_pixels" in k for k in knn.metrics)
+    assert row.baseline is not None and row.baseline.status == "SUCCEEDED"
+    rand = row.baseline.metrics["knn_top1_k20_random_init_seed0"]
+    raw = row.baseline.metrics["knn_top1_k20_raw_pixels"]
+    assert 0 <= rand <= 100 and 0 <= raw <= 100
+    (flat,) = grid_results(grid.name, [row]).run_table
+    assert (flat["knn_random_init"], flat["knn_raw_pixels"]) == (rand, raw)
+    base_run = MlflowClient(tracking).get_run(job_row(db, row.baseline.job_id).mlflow_run_id or "")
+    assert (
+        base_run.data.tags["mlflow.parentRunId"]
+        == get_grid(db, alice, grid.id).mlflow_parent_run_id
+    )
     final = job_row(db, row.job_id).checkpoint_uri
     assert final and Path(final).name.startswith("checkpoint-")
     for cell in (knn, att):

@@ -170,6 +170,31 @@ def test_failures_retry_with_back_off_then_succeed_or_give_up(
     assert [a.status for a in attempts_of(db, crash.id)] == ["LOST"]
 
 
+def test_a_failure_no_retry_can_fix_ends_the_job_at_once(db: Database, alice: UserView) -> None:
+    """config / data / code failures end the job FAILED after one attempt; infrastructure
+    and runtime failures are retried as before."""
+    kinds = ("config", "data", "code", "infrastructure", "runtime")
+    jobs = {
+        kind: submit_job(
+            db, alice, JobRequest(name=kind, tags={"t.fail_attempts": "1", "t.failure": kind})
+        )
+        for kind in kinds
+    }
+    with running_scheduler(db, backoff_base_s=0.1):
+        wait_until(lambda: all_ended(db, [j.id for j in jobs.values()]), "five jobs")
+    for kind in ("config", "data", "code"):
+        row = job_row(db, jobs[kind].id)
+        assert (row.status, row.attempt, row.failed_attempts) == ("FAILED", 1, 1), kind
+        assert row.status_reason == (
+            f"attempt 1 failed with a {kind} error: planned failure of attempt 1; not "
+            f"retried: a {kind} error fails every attempt the same way"
+        )
+        assert [a.status for a in attempts_of(db, row.id)] == ["FAILED"]
+    for kind in ("infrastructure", "runtime"):
+        row = job_row(db, jobs[kind].id)
+        assert (row.status, row.attempt) == ("SUCCEEDED", 2), kind
+
+
 def test_collapse_ends_one_combination_and_the_grid_goes_on(db: Database, alice: UserView) -> None:
     req = GridRequest(
         name="col",

@@ -22,6 +22,7 @@ from worker.contracts.poll import PollReply
 from worker.contracts.spec import JobResult, JobSpec, MlflowTarget, Resources
 from worker.contracts.status import (
     ABANDONED,
+    BASELINES,
     CANCELLED,
     COLLAPSED,
     DIVERGED,
@@ -38,6 +39,7 @@ from worker.contracts.status import (
     MLFLOW_STATUS,
     PRETRAIN,
     QUEUED,
+    RETRIED_FAILURES,
     RUNNING,
     STATES,
     SUCCEEDED,
@@ -45,14 +47,17 @@ from worker.contracts.status import (
     AttemptStatus,
     EndStatus,
     EvalKind,
+    FailureKind,
     GridStatus,
     JobKind,
     JobStatus,
     MlflowRunStatus,
+    RequestKind,
 )
 
 __all__ = [
     "ABANDONED",
+    "BASELINES",
     "CANCELLED",
     "COLLAPSED",
     "DIVERGED",
@@ -69,6 +74,7 @@ __all__ = [
     "MLFLOW_STATUS",
     "PRETRAIN",
     "QUEUED",
+    "RETRIED_FAILURES",
     "RUNNING",
     "STATES",
     "SUCCEEDED",
@@ -79,6 +85,7 @@ __all__ = [
     "Collapsed",
     "EndStatus",
     "EvalKind",
+    "FailureKind",
     "GridStatus",
     "JobKind",
     "JobResult",
@@ -89,6 +96,7 @@ __all__ = [
     "PollReply",
     "Progress",
     "ProgressFn",
+    "RequestKind",
     "Resources",
     "Started",
     "Warned",

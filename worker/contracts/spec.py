@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.contracts.status import PRETRAIN, EndStatus, JobKind
+from worker.contracts.status import PRETRAIN, EndStatus, FailureKind, JobKind
 
 
 class Resources(BaseModel):
@@ -51,6 +51,11 @@ class JobSpec(BaseModel):
     source_checkpoint: str | None = None  # eval jobs: the pretraining checkpoint to score
     eval_options: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
+    data_roots: list[str] | None = Field(
+        None,
+        description="directories the job may read data sets from, checked again where the "
+        "data is opened (symlinks resolved); None = not confined (direct library use)",
+    )
 
 
 class JobResult(BaseModel):
@@ -64,4 +69,7 @@ class JobResult(BaseModel):
     checkpoint_uri: str | None = None
     mlflow_run_id: str | None = None
     error: str | None = None
+    failure: FailureKind | None = Field(
+        None, description="FAILED only: why (decides the retry); None = unclassified, retried"
+    )
     detail: dict[str, Any] = Field(default_factory=dict)

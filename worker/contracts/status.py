@@ -11,8 +11,12 @@ from __future__ import annotations
 from typing import Final, Literal, get_args
 
 EvalKind = Literal["eval_knn", "eval_attention", "eval_linear"]
-JobKind = Literal["pretrain", EvalKind]
+# A request names a pretraining or an evaluation of a checkpoint; a grid adds its baseline
+# job itself (the k-NN of random init and raw pixels, once per grid and architecture).
+RequestKind = Literal["pretrain", EvalKind]
+JobKind = Literal[RequestKind, "baselines"]
 PRETRAIN: Final = "pretrain"
+BASELINES: Final = "baselines"
 EVAL_KINDS: Final[tuple[EvalKind, ...]] = get_args(EvalKind)
 JOB_KINDS: Final[tuple[JobKind, ...]] = get_args(JobKind)
 
@@ -31,6 +35,14 @@ TERMINAL: Final[frozenset[EndStatus]] = frozenset(get_args(EndStatus))
 AttemptStatus = Literal["RUNNING", EndStatus, "LOST", "ABANDONED"]
 LOST: Final = "LOST"
 ABANDONED: Final = "ABANDONED"
+
+# Why an attempt FAILED, as the worker classifies its error (worker/failure.py). Only a
+# failure that another attempt could get past is retried (orchestrator/outcomes.py):
+# ``infrastructure`` (out of memory, I/O or network error, a lost rank) and ``runtime`` (an
+# error after this attempt had trained at least one step, so config, data and code were
+# fine). ``config``, ``data`` and ``code`` (an error before the first step) end the job at once.
+FailureKind = Literal["config", "data", "code", "runtime", "infrastructure"]
+RETRIED_FAILURES: Final[frozenset[FailureKind]] = frozenset({"runtime", "infrastructure"})
 
 GridStatus = Literal["QUEUED", "RUNNING", "SUCCEEDED", "FINISHED"]
 GRID_FINISHED: Final = "FINISHED"

@@ -1,0 +1,1 @@
+"""The `dino` command line: HTTP client of the job API, live views, `dino serve`."""

@@ -1,0 +1,97 @@
+"""Dependencies shared by the routes: the database, the settings, idempotency keys, paging."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Query, Request
+from fastapi.dependencies.models import Dependant
+
+from api.server.problems import PROBLEM_JSON, FieldError, Problem, validation_problem
+from api.server.settings import ApiSettings
+from orchestrator.db import Database
+from orchestrator.service import PathPolicy
+from worker.settings import jobs_root
+
+MAX_OFFSET = 1_000_000
+ID_MAX = 64
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {f.alias for f in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def no_unknown_query(request: Request) -> None:
+    """A query parameter the route does not take is an error (``?stauts=QUEUED`` must not
+    silently list every job)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    unknown = sorted(set(request.query_params) - _query_names(dependant))
+    if unknown:
+        raise validation_problem(
+            [
+                FieldError(field=f"query.{name}", message="unknown query parameter", type="extra")
+                for name in unknown
+            ]
+        )
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_settings(request: Request) -> ApiSettings:
+    settings: ApiSettings = request.app.state.settings
+    return settings
+
+
+def get_path_policy(request: Request) -> PathPolicy:
+    """Where this server lets a request's paths point (dataset roots, job storage)."""
+    roots = get_settings(request).resolved_dataset_roots()
+    return PathPolicy(tuple(roots), jobs_root())
+
+
+Db = Annotated[Database, Depends(get_db)]
+Settings = Annotated[ApiSettings, Depends(get_settings)]
+Paths = Annotated[PathPolicy, Depends(get_path_policy)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="retrying a POST with the same key returns the first result, never a copy",
+    ),
+]
+Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
+ObjectId = Annotated[str, "a job or grid id"]
+
+
+def problem(description: str) -> dict[str, Any]:
+    """An OpenAPI response entry documented as a problem+json body."""
+    return {
+        "description": description,
+        "model": Problem,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: problem("the request body could not be read (not UTF-8 JSON)"),
+    401: problem("no or invalid bearer token"),
+    413: problem("request body larger than the server's limit"),
+    422: problem("invalid request: `errors` names each field"),
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: problem("no such object visible to the caller"),
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: problem("conflicts with the stored state (e.g. idempotency key reused)"),
+}
