@@ -18,6 +18,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from dino_core.storage import is_remote
+
 _lock = threading.Lock()
 _allowed: tuple[Path, ...] | None = None
 
@@ -63,7 +65,11 @@ def _refusal(what: str, raw: str, resolved: Path, roots: tuple[Path, ...]) -> Da
 
 def resolve_root(raw: str, what: str = "data.root") -> str:
     """``raw`` resolved (symlinks followed); under a confinement it must exist and lie inside
-    the allowed roots, else :class:`DataRootError`."""
+    the allowed roots, else :class:`DataRootError`. An object-store URL (``s3://...``) is
+    returned unchanged: it has no symlinks to follow, and the submit check confines it to
+    ``DINO_DATASET_URIS``."""
+    if is_remote(raw):
+        return raw
     roots = _allowed
     path = Path(raw).expanduser()
     if roots is None:
