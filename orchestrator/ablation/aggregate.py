@@ -18,8 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from scipy import stats as scipy_stats
-
 METRICS: Final = (
     "loss",
     "teacher_entropy",
@@ -64,7 +62,9 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
         raise ValueError(f"Welch's t-test needs 2 or more values each, got {len(a)} and {len(b)}")
     if statistics.variance(a) == 0 and statistics.variance(b) == 0:
         return 1.0 if statistics.fmean(a) == statistics.fmean(b) else 0.0
-    return float(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
+    from scipy import stats  # ~1 s to import: only when a test is made
+
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def _status(statuses: Sequence[str]) -> str:
