@@ -15,17 +15,20 @@ app.command("train")(train_command)
 
 
 def mount_eval() -> None:
-    """Add ``dino eval`` (its module imports torch: mounted only when it can be needed, so
-    the client commands start fast)."""
+    """Add ``dino eval`` and ``dino data`` (their modules import torch: mounted only when
+    they can be needed, so the client commands start fast)."""
+    from dino_core.data_cli import app as data_app
     from dino_core.eval_cli import app as eval_app
 
     if not any(g.name == "eval" for g in app.registered_groups):
         app.add_typer(eval_app, name="eval", help="Score a checkpoint: knn | linear | attention.")
+    if not any(g.name == "data" for g in app.registered_groups):
+        app.add_typer(data_app, name="data", help="Prepare data sets: shard SRC DEST.")
 
 
 def _needs_eval(argv: list[str]) -> bool:
     first = next((a for a in argv if not a.startswith("-")), None)
-    return first is None or first == "eval"
+    return first is None or first in ("eval", "data")
 
 
 app.command("serve")(serve_command)
