@@ -20,6 +20,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Prepare data
 SOURCES = [d for d in get_args(DatasetName) if d != "shards"]
 
 
+@app.callback()
+def data_group() -> None:
+    """Prepare data sets (a group even with one command: ``data shard``)."""
+
+
 @app.command("shard")
 def shard_command(
     src: str = typer.Argument(..., help="data.root of the source: an image folder, ..."),
