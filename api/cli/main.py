@@ -15,22 +15,25 @@ from api.cli.admin import serve_command, token_app
 from api.cli.commands import cancel, cluster, grid_app, job, jobs, submit
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="DINO Orchestrator.")
-METHOD_COMMANDS = ("train", "eval")
+METHOD_COMMANDS = ("train", "eval", "data")
 
 
 def mount_method_commands() -> None:
-    """Add ``dino train`` and ``dino eval`` (idempotent)."""
+    """Add ``dino train``, ``dino eval`` and ``dino data`` (idempotent)."""
     from dino_core.cli import train_command
+    from dino_core.data_cli import app as data_app
     from dino_core.eval_cli import app as eval_app
 
     if not any(c.name == "train" for c in app.registered_commands):
         app.command("train")(train_command)
     if not any(g.name == "eval" for g in app.registered_groups):
         app.add_typer(eval_app, name="eval", help="Score a checkpoint: knn | linear | attention.")
+    if not any(g.name == "data" for g in app.registered_groups):
+        app.add_typer(data_app, name="data", help="Prepare data sets: shard SRC DEST.")
 
 
 def needs_method_commands(argv: list[str]) -> bool:
-    """True for ``dino``, ``dino --help``, ``dino train ...`` and ``dino eval ...``."""
+    """True for ``dino``, ``dino --help``, ``dino train ...``, ``dino eval ...`` and ``dino data ...``."""
     first = next((a for a in argv if not a.startswith("-")), None)
     return first is None or first in METHOD_COMMANDS
 

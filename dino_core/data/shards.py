@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,7 @@ class ShardIndex:
     std: tuple[float, ...]
     image_size: tuple[int, int] | None  # (H, W) when every image has it, else None
 
-    @property
+    @cached_property
     def starts(self) -> list[int]:
         """Global id of each shard's first image."""
         out, n = [], 0
