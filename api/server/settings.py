@@ -56,7 +56,6 @@ class ApiSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    database_url: str | None = Field(None, description="None = DINO_DATABASE_URL or SQLite")
     dataset_roots: list[str] = Field(default_factory=dataset_roots_from_env)
     max_body_bytes: int = Field(1_048_576, ge=1024, description="larger bodies get 413")
     max_grid_combinations: int = Field(
