@@ -35,6 +35,10 @@ sys.path.insert(0, str(ROOT))
 from dino_core.callbacks import Callback, StepEvent  # noqa: E402
 from dino_core.config import DinoConfig, build_config  # noqa: E402
 from dino_core.train import train  # noqa: E402
+from worker.env import apply_worker_env  # noqa: E402
+
+apply_worker_env()  # a program: telemetry off before the worker's modules import MLflow
+
 from worker.contracts import MLFLOW_FINISHED  # noqa: E402
 from worker.mlflow_run import RunTarget  # noqa: E402
 from worker.tracker import MlflowTracker  # noqa: E402

@@ -9,7 +9,6 @@ on PostgreSQL they hold an advisory lock so two processes starting together do n
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,17 +21,11 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from worker.settings import dino_home
+from worker.deployment import default_database_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 0x44494E4F  # "DINO": advisory lock id serialising migrations
 _MIGRATION_THREAD_LOCK = threading.Lock()
-
-
-def default_database_url() -> str:
-    """``DINO_DATABASE_URL`` if set, else ``sqlite:///<DINO_HOME>/dino.db``."""
-    url = os.environ.get("DINO_DATABASE_URL")
-    return url if url else f"sqlite:///{dino_home() / 'dino.db'}"
 
 
 def _sqlite_engine(url: str) -> Engine:

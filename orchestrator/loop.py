@@ -13,6 +13,7 @@ from orchestrator.db import open_database
 from orchestrator.ray_cluster import connect
 from orchestrator.scheduler import Scheduler
 from orchestrator.settings import OrchestratorSettings
+from worker.env import apply_worker_env
 from worker.mlflow_store import prepare_tracking_store
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ def run_orchestrator(
     here, running jobs are requeued (without counting a failure) and Ray is shut down.
     ``handle_signals`` (main thread only): SIGTERM/SIGINT set ``stop_event``.
     """
+    apply_worker_env()  # before MLflow is imported or a local Ray starts
     cfg = settings or OrchestratorSettings.from_env()
     db = open_database(cfg.database_url)
     if cfg.mlflow_setup:  # before any job: a fresh sqlite store is migrated once, here

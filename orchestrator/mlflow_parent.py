@@ -40,8 +40,8 @@ def _client(tracking_uri: str) -> Any:
 def ensure_experiment_id(tracking_uri: str, name: str) -> str:
     """Create the experiment here (embedded store: artifacts under this process's DINO_HOME)
     rather than in whichever worker gets there first."""
+    from worker.deployment import default_artifact_root
     from worker.mlflow_run import ensure_experiment, is_embedded
-    from worker.settings import default_artifact_root
 
     location = default_artifact_root() if is_embedded(tracking_uri) else None
     return ensure_experiment(_client(tracking_uri), name, location)

@@ -10,6 +10,7 @@ from ray._private import state as ray_state  # DeveloperAPI: per-node free/total
 
 from orchestrator.capacity import Bundle, Capacity, add_into
 from orchestrator.settings import OrchestratorSettings
+from worker.env import worker_env
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,9 @@ def connect(settings: OrchestratorSettings) -> bool:
         "namespace": settings.namespace,
         "log_to_driver": False,
         "logging_level": logging.WARNING,
+        # every actor and Ray Train worker of this job, on any node: telemetry off, short
+        # MLflow client retries (worker.env), set before they import MLflow
+        "runtime_env": {"env_vars": worker_env()},
     }
     if address:
         log.info("connecting to the Ray cluster at %s", address)

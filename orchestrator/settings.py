@@ -1,7 +1,8 @@
 """Settings of one orchestrator process, read from ``DINO_*`` environment variables.
 
 Every field can be set as ``DINO_ORCH_<FIELD>`` (e.g. ``DINO_ORCH_POLL_INTERVAL_S=0.1``);
-the database and Ray address also honour ``DINO_DATABASE_URL`` and ``RAY_ADDRESS``.
+left unset, the database and the MLflow store are the deployment's (:mod:`worker.deployment`)
+and the Ray address is ``RAY_ADDRESS``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.settings import dataset_roots
+from worker.deployment import dataset_roots, default_tracking_uri
 
 PRODUCTION_JOB_FN = "worker.run:run_job"
 DEFAULT_NAMESPACE = "dino"
@@ -23,7 +24,7 @@ class OrchestratorSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    database_url: str | None = Field(None, description="None = DINO_DATABASE_URL or SQLite file")
+    database_url: str | None = Field(None, description="None = DINO_DATABASE_URL or SQLite")
     ray_address: str | None = Field(None, description="None = RAY_ADDRESS or a local Ray")
     namespace: str = Field(DEFAULT_NAMESPACE, description="Ray namespace of the job actors")
     num_cpus: int | None = Field(None, ge=1, description="local Ray only; None = all cores")
@@ -39,7 +40,9 @@ class OrchestratorSettings(BaseModel):
     backoff_base_s: float = Field(10.0, ge=0, description="retry delay after the 1st failure")
     backoff_max_s: float = Field(600.0, ge=0, description="retry delay cap")
     claim_batch: int = Field(32, ge=1, description="queued jobs examined per pass")
-    mlflow_tracking_uri: str | None = Field(None, description="None = the worker's default")
+    mlflow_tracking_uri: str | None = Field(
+        None, description="None = the deployment's (MLFLOW_TRACKING_URI)"
+    )
     mlflow_setup: bool = Field(
         True, description="create jobs' MLflow experiments and each grid's parent run"
     )
@@ -66,11 +69,7 @@ class OrchestratorSettings(BaseModel):
 
     def resolved_tracking_uri(self) -> str:
         """The MLflow store every job of this orchestrator logs to."""
-        if self.mlflow_tracking_uri:
-            return self.mlflow_tracking_uri
-        from worker.settings import default_tracking_uri
-
-        return default_tracking_uri()
+        return self.mlflow_tracking_uri or default_tracking_uri()
 
     def backoff_s(self, failed_attempts: int) -> float:
         """Delay before the retry that follows the ``failed_attempts``-th failure (doubling)."""

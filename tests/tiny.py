@@ -5,7 +5,10 @@ One definition; each suite picks its own warm-up, dataset size and ``train`` sec
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 # 2 blocks of width 32, patch 4, no drop path: a step takes milliseconds on a CPU core.
 TINY_VIT: dict[str, Any] = {
@@ -16,6 +19,28 @@ TINY_VIT: dict[str, Any] = {
     "num_heads": 2,
     "drop_path_rate": 0.0,
 }
+
+
+def tiny_vit(**changes: Any) -> dict[str, Any]:
+    """A copy of :data:`TINY_VIT` (a ``model`` section) with ``changes``; a test that needs
+    another depth or head count names it here, with its reason."""
+    return {**TINY_VIT, **changes}
+
+
+def timm_vit_kwargs() -> dict[str, Any]:
+    """:data:`TINY_VIT` as keyword arguments of timm's ``VisionTransformer``."""
+    return {k: v for k, v in TINY_VIT.items() if k != "arch"}
+
+
+def tiny_backbone(img_size: int = 16, seed: int = 0, **changes: Any) -> torch.nn.Module:
+    """The :func:`tiny_vit` backbone in eval mode, its weights drawn after ``manual_seed(seed)``."""
+    import torch
+
+    from dino_core.config import ModelConfig
+    from dino_core.models import build_backbone
+
+    torch.manual_seed(seed)
+    return build_backbone(ModelConfig(**tiny_vit(**changes)), img_size)[0].eval()
 
 
 def tiny_dict(*, warmup_epochs: int, synthetic_size: int, train: dict[str, Any]) -> dict[str, Any]:

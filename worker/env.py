@@ -1,7 +1,11 @@
 """Process environment the worker needs before MLflow or Ray is imported.
 
 Telemetry is off by default (this project runs on machines without outside network); a
-value already in the environment wins, so an operator can still turn things on.
+value already in the environment wins, so an operator can still turn things on. Nothing sets
+it on import: each entry point calls :func:`apply_worker_env` first (``run_orchestrator``,
+``dino serve``, :func:`worker.mlflow_store.prepare_tracking_store`), and the orchestrator hands
+:func:`worker_env` to Ray as its job's environment, so every actor and Ray Train worker it
+starts, on any node, has it before it imports MLflow.
 """
 
 from __future__ import annotations
@@ -19,6 +23,11 @@ TELEMETRY_OFF: dict[str, str] = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
+
+
+def worker_env() -> dict[str, str]:
+    """The variables above with the values in force here (this environment's, else ours)."""
+    return {key: os.environ.get(key, value) for key, value in TELEMETRY_OFF.items()}
 
 
 def apply_worker_env() -> None:

@@ -18,7 +18,7 @@ from mlflow.entities import RunTag, ViewType
 from mlflow.exceptions import MlflowException
 
 from worker.contracts import MLFLOW_RUNNING, JobSpec
-from worker.settings import default_artifact_root, default_tracking_uri
+from worker.deployment import default_artifact_root, default_tracking_uri
 
 TAG_JOB = "dino.job_id"
 TAG_GRID = "dino.grid_id"

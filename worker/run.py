@@ -8,8 +8,9 @@
 
 Each job has one MLflow run for all its attempts; checkpoints live in ``spec.storage_uri``
 (the trainer's output directory), so a new attempt resumes from the newest one. Exceptions
-become ``FAILED`` results; only ``KeyboardInterrupt``/``SystemExit`` propagate. Importing
-``worker`` sets the telemetry-off environment (:mod:`worker.env`) first.
+become ``FAILED`` results; only ``KeyboardInterrupt``/``SystemExit`` propagate. The process
+environment (telemetry off, short MLflow retries) comes from the orchestrator's Ray job
+(:mod:`worker.env`).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def mount_method_commands() -> None:
 
 
 def needs_method_commands(argv: list[str]) -> bool:
-    """True for ``dino``, ``dino --help``, ``dino train ...``, ``dino eval ...`` and ``dino data ...``."""
+    """True for ``dino``, ``dino --help`` and ``dino train|eval|data ...``."""
     first = next((a for a in argv if not a.startswith("-")), None)
     return first is None or first in METHOD_COMMANDS
 

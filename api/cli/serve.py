@@ -26,6 +26,8 @@ from typing import IO
 import psutil
 
 from api.server.settings import ApiSettings
+from worker.deployment import default_database_url, default_tracking_uri, dino_home
+from worker.env import apply_worker_env
 from worker.mlflow_store import prepare_tracking_store
 
 
@@ -151,11 +153,11 @@ def serve(
     log_level: str = "info",
 ) -> None:
     """Run until Ctrl-C/SIGTERM; children are stopped by PID on the way out."""
+    apply_worker_env()  # this process and its children: telemetry off, before MLflow loads
     import uvicorn
 
     from api.server.app import create_app
-    from orchestrator.db import default_database_url, open_database
-    from worker.settings import default_tracking_uri, dino_home
+    from orchestrator.db import open_database
 
     home = dino_home()
     db_url = default_database_url()
@@ -163,7 +165,7 @@ def serve(
     tracking_uri = default_tracking_uri()
     prepare_tracking_store(tracking_uri)
     ui_url = f"http://127.0.0.1:{mlflow_port}"
-    settings = ApiSettings.from_env(database_url=db_url, mlflow_ui_url=ui_url)
+    settings = ApiSettings.from_env(mlflow_ui_url=ui_url)
     env = dict(os.environ, DINO_DATABASE_URL=db_url, MLFLOW_TRACKING_URI=tracking_uri)
     children: list[Child] = []
     stopping = threading.Event()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from worker.settings import dino_home
+from worker.deployment import dino_home
 
 
 def token_file(home: Path | None = None) -> Path:

@@ -26,10 +26,10 @@ one with `dino token create USER`). Errors are `application/problem+json` (RFC 9
 
 
 def create_app(settings: ApiSettings | None = None, db: Database | None = None) -> FastAPI:
-    """The api on ``db`` (default: open and migrate ``settings.database_url``)."""
+    """The api on ``db`` (default: open and migrate the deployment's job database)."""
     cfg = settings or ApiSettings.from_env()
     owned = db is None
-    database = db if db is not None else open_database(cfg.database_url)
+    database = db if db is not None else open_database()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

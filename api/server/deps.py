@@ -11,7 +11,7 @@ from api.server.problems import PROBLEM_JSON, FieldError, Problem, validation_pr
 from api.server.settings import ApiSettings
 from orchestrator.db import Database
 from orchestrator.service import PathPolicy
-from worker.settings import jobs_root
+from worker.deployment import jobs_root
 
 MAX_OFFSET = 1_000_000
 ID_MAX = 64

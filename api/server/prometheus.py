@@ -1,90 +1,97 @@
-"""``GET /metrics`` in the Prometheus text exposition format (version 0.0.4)."""
+"""``GET /metrics``: the queue and cluster numbers for Prometheus, through ``prometheus_client``.
+
+A custom collector turns one snapshot of :class:`QueueStats` and :class:`ClusterInfo` (read
+from the database per scrape, so every API replica reports the same) into metric families;
+the exposition format follows the scraper's ``Accept`` header: OpenMetrics 1.0 when it asks
+for ``application/openmetrics-text``, else the Prometheus text format 0.0.4.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
+
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder
+from prometheus_client.metrics_core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.utils import floatToGoString
 
 from orchestrator.schemas import ClusterInfo, QueueStats
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+TEXT_CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+OPENMETRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+def _gauge(name: str, help_text: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, help_text, value=value)
 
 
-def _num(value: float) -> str:
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+def _labelled(name: str, help_text: str, label: str, values: Mapping[str, float]) -> Metric:
+    family = GaugeMetricFamily(name, help_text, labels=[label])
+    for key, value in sorted(values.items()):
+        family.add_metric([key], value)
+    return family
 
 
-def _family(name: str, kind: str, help_text: str, samples: Iterable[str]) -> list[str]:
-    return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *samples]
+class StatsCollector(Collector):
+    """The metric families of one stats snapshot."""
 
+    def __init__(self, stats: QueueStats, cluster: ClusterInfo) -> None:
+        self.stats = stats
+        self.cluster = cluster
 
-def _labelled(name: str, label: str, values: Mapping[str, float]) -> list[str]:
-    return [f'{name}{{{label}="{_escape(k)}"}} {_num(v)}' for k, v in sorted(values.items())]
-
-
-def render(stats: QueueStats, cluster: ClusterInfo) -> str:
-    """Queue length, jobs by state, scheduling latency histogram, live orchestrators and the
-    cluster's resources (total and free) as last reported."""
-    lat = stats.scheduling_latency
-    buckets = [
-        f'dino_scheduling_latency_seconds_bucket{{le="{_escape(le)}"}} {n}'
-        for le, n in lat.buckets.items()
-    ]
-    lines = [
-        *_family(
+    def collect(self) -> Iterator[Metric]:
+        s, c = self.stats, self.cluster
+        yield _gauge(
             "dino_queue_length",
-            "gauge",
             "QUEUED jobs that may start now (dependencies met, no back-off).",
-            [f"dino_queue_length {stats.queue_length}"],
-        ),
-        *_family(
+            s.queue_length,
+        )
+        yield _gauge(
             "dino_jobs_waiting_dependencies",
-            "gauge",
             "QUEUED evaluation jobs whose pretraining job has not succeeded yet.",
-            [f"dino_jobs_waiting_dependencies {stats.waiting_dependencies}"],
-        ),
-        *_family(
+            s.waiting_dependencies,
+        )
+        yield _gauge(
             "dino_jobs_backing_off",
-            "gauge",
             "QUEUED retries still inside their back-off delay.",
-            [f"dino_jobs_backing_off {stats.backing_off}"],
-        ),
-        *_family(
-            "dino_jobs",
-            "gauge",
-            "Jobs by state.",
-            _labelled("dino_jobs", "state", {k: float(v) for k, v in stats.jobs_by_state.items()}),
-        ),
-        *_family(
+            s.backing_off,
+        )
+        by_state = {k: float(v) for k, v in s.jobs_by_state.items()}
+        yield _labelled("dino_jobs", "Jobs by state.", "state", by_state)
+        lat = s.scheduling_latency
+        yield HistogramMetricFamily(
             "dino_scheduling_latency_seconds",
-            "histogram",
             "Seconds from QUEUED to claimed by an orchestrator, over the most recent attempts.",
-            [
-                *buckets,
-                f"dino_scheduling_latency_seconds_sum {_num(lat.sum_s)}",
-                f"dino_scheduling_latency_seconds_count {lat.count}",
-            ],
-        ),
-        *_family(
+            buckets=[(floatToGoString(float(le)), n) for le, n in lat.buckets.items()],
+            sum_value=lat.sum_s,
+        )
+        yield _gauge(
             "dino_orchestrators_alive",
-            "gauge",
             "Orchestrator processes with a fresh heartbeat.",
-            [f"dino_orchestrators_alive {len(cluster.orchestrators)}"],
-        ),
-        *_family(
+            len(c.orchestrators),
+        )
+        yield _labelled(
             "dino_cluster_resources_total",
-            "gauge",
             "Ray cluster resources (as last reported by an orchestrator heartbeat).",
-            _labelled("dino_cluster_resources_total", "resource", cluster.resources_total),
-        ),
-        *_family(
+            "resource",
+            c.resources_total,
+        )
+        yield _labelled(
             "dino_cluster_resources_available",
-            "gauge",
             "Free Ray cluster resources (as last reported by an orchestrator heartbeat).",
-            _labelled("dino_cluster_resources_available", "resource", cluster.resources_available),
-        ),
-    ]
-    return "\n".join(lines) + "\n"
+            "resource",
+            c.resources_available,
+        )
+
+
+def render(stats: QueueStats, cluster: ClusterInfo, accept: str | None) -> tuple[bytes, str]:
+    """The exposition of ``stats`` and ``cluster`` in the format ``accept`` asks for, and its
+    content type."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatsCollector(stats, cluster))
+    try:
+        encode, content_type = choose_encoder(accept or "")
+    except (TypeError, ValueError):  # a version parameter that is not a number ("version=x")
+        encode, content_type = choose_encoder("")
+    return encode(registry), content_type

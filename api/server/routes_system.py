@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.server.auth import CurrentUser
 from api.server.deps import AUTH_ERRORS, Db, problem
 from api.server.problems import ApiProblem
-from api.server.prometheus import CONTENT_TYPE, render
+from api.server.prometheus import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, render
 from api.server.schemas import Health
 from orchestrator import service
 from orchestrator.schemas import OrchestratorView, QueueStats, UserView
@@ -60,13 +60,18 @@ def healthz(db: Db) -> Health:
     response_class=Response,
     responses={
         **AUTH_ERRORS,
-        200: {"description": "Prometheus text format", "content": {CONTENT_TYPE: {}}},
+        200: {
+            "description": "Prometheus text format 0.0.4, or OpenMetrics 1.0 when the Accept "
+            "header asks for application/openmetrics-text",
+            "content": {TEXT_CONTENT_TYPE: {}, OPENMETRICS_CONTENT_TYPE: {}},
+        },
     },
     summary="Prometheus metrics: queue length, jobs by state, scheduling latency",
 )
-def metrics(_user: CurrentUser, db: Db) -> Response:
-    body = render(service.queue_stats(db), service.cluster_info(db))
-    return Response(body, media_type=CONTENT_TYPE)
+def metrics(_user: CurrentUser, db: Db, request: Request) -> Response:
+    accept = request.headers.get("accept")  # content negotiation (not an OpenAPI parameter)
+    body, content_type = render(service.queue_stats(db), service.cluster_info(db), accept)
+    return Response(body, media_type=content_type)
 
 
 @router.get(

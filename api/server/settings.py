@@ -2,7 +2,7 @@
 
 ``DINO_DATASET_ROOTS`` (``os.pathsep``-separated) lists the directories a config's
 ``data.root`` may point into; by default ``DINO_DATA_DIR``, ``/usr/share/datasets`` and the
-repository's ``shared/data`` (:func:`worker.settings.dataset_roots`, which the orchestrator
+repository's ``shared/data`` (:func:`worker.deployment.dataset_roots`, which the orchestrator
 hands every job so the worker checks the same roots where it opens the data). Limits
 (``DINO_API_MAX_BODY_BYTES`` …) bound what one request may ask for, so a client cannot make
 the server expand or store unbounded work; ``gpu_memory_gb`` / ``worker_memory_gb`` are what
@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS, MAX_COMBINATIONS_CEILING
-from worker.settings import dataset_roots
+from worker.deployment import dataset_roots
 
 DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
 
@@ -28,7 +28,6 @@ class ApiSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    database_url: str | None = Field(None, description="None = DINO_DATABASE_URL or SQLite")
     dataset_roots: list[str] = Field(default_factory=dataset_roots)
     max_body_bytes: int = Field(1_048_576, ge=1024, description="larger bodies get 413")
     max_grid_combinations: int = Field(

@@ -12,7 +12,7 @@ from dino_core.config import DinoConfig
 from orchestrator.models import Job, new_id
 from orchestrator.states import record_event
 from worker.contracts import QUEUED, EvalKind, Resources
-from worker.settings import jobs_root
+from worker.deployment import jobs_root
 
 
 def storage_uri_for(job_id: str) -> str:

@@ -69,7 +69,6 @@ def running_server(db_path: Path, data_root: Path, **settings: object) -> Iterat
     db = open_database(f"sqlite:///{db_path}")
     cfg = ApiSettings.model_validate(
         {
-            "database_url": db.url,
             "dataset_roots": [str(data_root)],
             "max_grid_combinations": 16,
             **settings,

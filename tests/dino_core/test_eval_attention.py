@@ -8,7 +8,6 @@ import pytest
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
-from dino_core.config import ModelConfig
 from dino_core.eval.attention import (
     capture_last_attention_input,
     cls_attention_maps,
@@ -17,14 +16,9 @@ from dino_core.eval.attention import (
     patch_grid,
     upsample_patches,
 )
-from dino_core.models import build_backbone
+from tests.tiny import timm_vit_kwargs, tiny_backbone
 
-
-def tiny_vit(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    cfg = ModelConfig(arch="vit_custom", patch_size=4, embed_dim=32, depth=2, num_heads=4)
-    model, _ = build_backbone(cfg, 16)
-    return model.eval()
+HEADS = 4  # more heads than TINY_VIT's 2: the per-head weights must be told apart
 
 
 def manual_attention(model: VisionTransformer, x: torch.Tensor) -> torch.Tensor:
@@ -44,7 +38,7 @@ def manual_attention(model: VisionTransformer, x: torch.Tensor) -> torch.Tensor:
 
 
 def test_rows_sum_to_one_and_match_the_non_fused_block() -> None:
-    model = tiny_vit()
+    model = tiny_backbone(num_heads=HEADS)
     x = torch.randn(3, 3, 16, 16)
     weights = last_block_attention(model, x)
     assert weights.shape == (3, 4, 1 + 16, 1 + 16)
@@ -53,7 +47,7 @@ def test_rows_sum_to_one_and_match_the_non_fused_block() -> None:
 
 
 def test_hook_leaves_forward_numerics_unchanged_and_is_removed() -> None:
-    model = tiny_vit()
+    model = tiny_backbone(num_heads=HEADS)
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         before = model(x)
@@ -69,14 +63,7 @@ def test_hook_leaves_forward_numerics_unchanged_and_is_removed() -> None:
 def test_cls_maps_drop_register_tokens_and_follow_the_image_shape() -> None:
     torch.manual_seed(0)
     model = VisionTransformer(
-        img_size=16,
-        patch_size=4,
-        embed_dim=32,
-        depth=2,
-        num_heads=2,
-        num_classes=0,
-        reg_tokens=2,
-        dynamic_img_size=True,
+        img_size=16, num_classes=0, reg_tokens=2, dynamic_img_size=True, **timm_vit_kwargs()
     ).eval()
     assert model.num_prefix_tokens == 3
     x = torch.randn(2, 3, 16, 24)

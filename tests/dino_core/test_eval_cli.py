@@ -16,6 +16,7 @@ from dino_core.eval.run import default_out_dir
 from dino_core.eval.suite import attention_mask_report, transformed_masks
 from dino_core.eval_cli import app
 from dino_core.models import build_model
+from tests.tiny import tiny_vit
 
 runner = CliRunner()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -24,14 +25,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def tiny_cfg() -> DinoConfig:
     return build_config(
         {
-            "model": {
-                "arch": "vit_custom",
-                "patch_size": 4,
-                "embed_dim": 32,
-                "depth": 2,
-                "num_heads": 4,
-                "drop_path_rate": 0.0,
-            },
+            "model": tiny_vit(num_heads=4),  # 4 heads: the per-head mask scores are counted
             "head": {"out_dim": 16, "hidden_dim": 32, "bottleneck_dim": 16},
             "crops": {"global_size": 16, "local_size": 8, "local_number": 2},
             "data": {"dataset": "synthetic", "synthetic_size": 40, "synthetic_image_size": 16},

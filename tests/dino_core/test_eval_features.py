@@ -5,22 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dino_core.config import DinoConfig, ModelConfig, build_config
+from dino_core.config import DinoConfig, build_config
 from dino_core.eval.baselines import RawPixels, baseline_models, random_init_backbone
 from dino_core.eval.features import default_last_blocks, extract_features, probe_features
-from dino_core.models import build_backbone, build_model
+from dino_core.models import build_model
+from tests.tiny import tiny_backbone, tiny_vit
+
+# 3 blocks: fewer than the paper's 4 probed blocks, more than the 2 a test concatenates
+DEPTH = 3
 
 
 def tiny_cfg(seed: int = 5) -> DinoConfig:
     return build_config(
         {
-            "model": {
-                "arch": "vit_custom",
-                "patch_size": 4,
-                "embed_dim": 32,
-                "depth": 3,
-                "num_heads": 4,
-            },
+            "model": tiny_vit(depth=DEPTH),
             "head": {"out_dim": 16, "hidden_dim": 32, "bottleneck_dim": 16},
             "crops": {"global_size": 16, "local_size": 8},
             "optim": {"warmup_epochs": 0},
@@ -28,12 +26,6 @@ def tiny_cfg(seed: int = 5) -> DinoConfig:
             "train": {"epochs": 1, "seed": seed},
         }
     )
-
-
-def tiny_vit() -> torch.nn.Module:
-    torch.manual_seed(0)
-    cfg = ModelConfig(arch="vit_custom", patch_size=4, embed_dim=32, depth=3, num_heads=4)
-    return build_backbone(cfg, 16)[0].eval()
 
 
 def batches(n: int, bs: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -44,7 +36,7 @@ def batches(n: int, bs: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 def test_cls_features_are_normalised_batched_and_labelled() -> None:
-    model = tiny_vit()
+    model = tiny_backbone(depth=DEPTH)
     data = batches(7, 3)
     feats, labels = extract_features(model, data)
     assert feats.shape == (7, 32) and labels.tolist() == [0, 1, 2, 0, 1, 2, 0]
@@ -57,7 +49,7 @@ def test_cls_features_are_normalised_batched_and_labelled() -> None:
 
 
 def test_last_blocks_concatenate_normed_cls_and_pool_patches() -> None:
-    model = tiny_vit()
+    model = tiny_backbone(depth=DEPTH)
     x = batches(4, 4)[0][0]
     with torch.no_grad():
         cls = model(x)
@@ -74,7 +66,7 @@ def test_last_blocks_concatenate_normed_cls_and_pool_patches() -> None:
 
 
 def test_mode_is_restored_and_non_vits_refuse_block_features() -> None:
-    model = tiny_vit().train()
+    model = tiny_backbone(depth=DEPTH).train()
     extract_features(model, batches(2, 2))
     assert model.training
     raw = RawPixels(max_side=8)

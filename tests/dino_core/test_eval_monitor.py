@@ -10,18 +10,13 @@ from dino_core.callbacks import EpochEvent, RunInfo
 from dino_core.config import DinoConfig, build_config
 from dino_core.eval.monitor import AttentionMonitor, KnnMonitor
 from dino_core.models import build_model
+from tests.tiny import tiny_vit
 
 
 def cfg_for_monitors() -> DinoConfig:
     return build_config(
         {
-            "model": {
-                "arch": "vit_custom",
-                "patch_size": 4,
-                "embed_dim": 32,
-                "depth": 2,
-                "num_heads": 2,
-            },
+            "model": tiny_vit(),
             "head": {"out_dim": 16, "hidden_dim": 32, "bottleneck_dim": 16},
             "crops": {"global_size": 16, "local_size": 8},
             "data": {"dataset": "synthetic", "synthetic_size": 64, "synthetic_image_size": 16},

@@ -7,6 +7,7 @@ import torch
 
 from dino_core.config import ConfigError, ModelConfig, build_config
 from dino_core.models import build_backbone, build_model
+from tests.tiny import tiny_vit
 
 
 def _feature_side(arch: str, stem_stride: int | None, size: int = 28) -> int:
@@ -74,14 +75,18 @@ def test_channels_last_matches_contiguous_outputs_and_gradients() -> None:
         if not p_ref.requires_grad:  # the weight-norm scale fixed to 1
             continue
         assert p_ref.grad is not None and p_nhwc.grad is not None, name
-        torch.testing.assert_close(p_nhwc.grad, p_ref.grad, rtol=1e-3, atol=1e-5, msg=name)
+        # element-wise relative error is unbounded where a gradient entry is a near-cancelling
+        # sum (the 1-channel stem's): bound the error by the tensor's own scale instead
+        scale = float(p_ref.grad.abs().max())
+        torch.testing.assert_close(p_nhwc.grad, p_ref.grad, rtol=0, atol=1e-4 * scale, msg=name)
 
 
 def test_vit_ignores_channels_last() -> None:
     cfg = build_config(
-        {"model": {"arch": "vit_custom", "patch_size": 4, "embed_dim": 32, "depth": 1,
-                   "num_heads": 2, "in_chans": 1},
-         "head": {"out_dim": 16, "hidden_dim": 16, "bottleneck_dim": 8},
-         "crops": {"global_size": 16, "local_size": 8}}
-    )  # fmt: skip
+        {
+            "model": tiny_vit(in_chans=1),
+            "head": {"out_dim": 16, "hidden_dim": 16, "bottleneck_dim": 8},
+            "crops": {"global_size": 16, "local_size": 8},
+        }
+    )
     assert cfg.model.channels_last and not build_model(cfg).channels_last

@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from orchestrator.db import default_database_url, make_engine, open_database
+from orchestrator.db import make_engine, open_database
 from orchestrator.models import Base, Job, User, utcnow
 from orchestrator.schemas import JobRequest
 from orchestrator.service import cancel_job, create_user, hash_token, list_jobs, submit_job
@@ -76,16 +76,6 @@ def test_sqlite_runs_wal_with_busy_timeout_and_foreign_keys(tmp_path: Path) -> N
     with pytest.raises(IntegrityError), db.session() as s:
         s.add(orphan)
     db.dispose()
-
-
-def test_default_url_follows_dino_home_and_env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("DINO_DATABASE_URL", raising=False)
-    monkeypatch.setenv("DINO_HOME", str(tmp_path / "home"))
-    assert default_database_url() == f"sqlite:///{(tmp_path / 'home').resolve()}/dino.db"
-    monkeypatch.setenv("DINO_DATABASE_URL", "postgresql+psycopg://u@127.0.0.1:5/d")
-    assert default_database_url() == "postgresql+psycopg://u@127.0.0.1:5/d"
 
 
 def test_unsupported_urls_say_what_to_write() -> None:

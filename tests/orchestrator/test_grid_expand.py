@@ -6,9 +6,10 @@ import pytest
 
 from orchestrator.errors import GridValidationError
 from orchestrator.grid_expand import count_combinations, expand_grid
+from tests.tiny import tiny_vit
 
 TINY = {
-    "model": {"arch": "vit_custom", "patch_size": 4, "embed_dim": 32, "depth": 2, "num_heads": 2},
+    "model": tiny_vit(),
     "crops": {"global_size": 16, "local_size": 8},
 }
 AXES = {

@@ -29,12 +29,13 @@ from tests.orchestrator.harness import (
     wait_until,
 )
 from tests.orchestrator.jobfns import read_log
+from tests.tiny import tiny_vit
 from worker.contracts import Resources
 
 pytestmark = pytest.mark.usefixtures("ray_conn")
 
 BASE = {
-    "model": {"arch": "vit_custom", "patch_size": 4, "embed_dim": 32, "depth": 2, "num_heads": 2},
+    "model": tiny_vit(),
     "crops": {"global_size": 16, "local_size": 8},
 }
 AXES = {

@@ -18,10 +18,11 @@ from orchestrator.service import (
     submit_grid,
 )
 from orchestrator.states import transition
+from tests.tiny import tiny_vit
 from worker.contracts import RUNNING, SUCCEEDED
 
 BASE = {
-    "model": {"arch": "vit_custom", "patch_size": 4, "embed_dim": 32, "depth": 2, "num_heads": 2},
+    "model": tiny_vit(),
     "crops": {"global_size": 16, "local_size": 8},
 }
 AXES = {

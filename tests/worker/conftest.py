@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-import worker  # noqa: F401  (sets the telemetry-off environment)
 from tests.worker.helpers import mlflow_server
 
 

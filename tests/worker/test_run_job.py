@@ -13,9 +13,9 @@ from mlflow import MlflowClient
 from dino_core.config import build_config
 from tests.worker.helpers import tiny_config_dict
 from worker.contracts import JobResult, JobSpec, MlflowTarget, event_to_json
+from worker.deployment import default_tracking_uri
 from worker.mlflow_run import TAG_JOB
 from worker.run import run_job
-from worker.settings import default_tracking_uri
 
 
 def _spec(root: Path, cfg: dict[str, Any], uri: str | None, **kw: Any) -> JobSpec:

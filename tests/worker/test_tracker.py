@@ -20,8 +20,8 @@ from dino_core.callbacks import (
 )
 from dino_core.config import build_config
 from tests.worker.helpers import tiny_config_dict
+from worker.deployment import default_artifact_root
 from worker.mlflow_run import TAG_JOB, RunTarget
-from worker.settings import default_artifact_root
 from worker.tracker import EpochOutputs, MlflowTracker
 from worker.tracking_session import TrackingSession
 

@@ -24,8 +24,8 @@ from orchestrator.loop import run_orchestrator
 from orchestrator.settings import OrchestratorSettings
 from tests.api.conftest import Server, running_server
 from tests.orchestrator.raynodes import RayNode
+from worker.deployment import default_tracking_uri
 from worker.mlflow_store import prepare_tracking_store
-from worker.settings import default_tracking_uri
 
 pytestmark = pytest.mark.slow
 GRID_FILE = "configs/grids/example_grid.yaml"

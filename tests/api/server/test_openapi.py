@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import schemathesis
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from tests.api.conftest import Server
 from tests.api.helpers import grid_body
@@ -71,6 +72,31 @@ def test_metrics_count_jobs_by_state(server: Server) -> None:
         after['dino_scheduling_latency_seconds_bucket{le="+Inf"}']
         == after["dino_scheduling_latency_seconds_count"]
     )
+
+
+def test_metrics_speak_openmetrics_when_the_scraper_asks(server: Server) -> None:
+    with server.client("alice") as c:
+        om = c.get("/metrics", headers={"Accept": "application/openmetrics-text"})
+        odd = c.get("/metrics", headers={"Accept": "application/openmetrics-text; version=x"})
+        plain = c.get("/metrics")
+    assert om.status_code == 200
+    assert om.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert om.text.endswith("# EOF\n")
+    families = {f.name: f for f in text_string_to_metric_families(om.text)}  # strict parser
+    assert families["dino_scheduling_latency_seconds"].type == "histogram"
+    assert families["dino_jobs"].type == "gauge"
+    assert set(families) >= {
+        "dino_queue_length",
+        "dino_jobs_waiting_dependencies",
+        "dino_jobs_backing_off",
+        "dino_orchestrators_alive",
+        "dino_cluster_resources_total",
+        "dino_cluster_resources_available",
+    }
+    # a version that is not a number falls back to the text format instead of failing
+    assert odd.status_code == 200 and odd.headers["content-type"].startswith("text/plain")
+    assert plain.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert "# EOF" not in plain.text
 
 
 def test_health_and_cluster_without_an_orchestrator(server: Server) -> None:

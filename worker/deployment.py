@@ -1,7 +1,17 @@
-"""Where the embedded default keeps its state, and how production overrides it.
+"""Deployment-wide settings: where this installation keeps its state, read by every layer.
 
-``DINO_HOME`` (default ``./.dino``) holds the SQLite job database, the MLflow sqlite store and
-artifacts, and per-job directories. ``DINO_DATA_DIR`` is separate: it is where datasets live;
+The one module that reads these variables; the api, the orchestrator and the worker import it
+(it sits in the lowest layer that needs it and imports nothing of the project). Each value is
+read from the environment when asked for, so a process that changes it sees the change.
+
+- ``DINO_HOME`` (default ``./.dino``): local state: the SQLite job database, the embedded
+  MLflow store and its artifacts, per-job directories, logs, the CLI's saved token.
+- ``DINO_STORAGE_URI`` (default ``<DINO_HOME>/jobs``): parent of each job's storage; shared
+  storage (``s3://bucket/dino``, an NFS path) when jobs run on several nodes.
+- ``MLFLOW_TRACKING_URI`` (default ``sqlite:///<DINO_HOME>/mlflow.db``): the MLflow store.
+- ``DINO_DATABASE_URL`` (default ``sqlite:///<DINO_HOME>/dino.db``): the job database.
+
+``DINO_DATA_DIR`` is separate: where data sets live (read by ``dino_core.data.paths``);
 ``DINO_DATASET_ROOTS`` (``os.pathsep``-separated) lists the directories a job may read data
 sets from: checked by the api at submit and by the worker where the data is opened.
 """
@@ -37,6 +47,12 @@ def default_artifact_root() -> str:
 def jobs_root() -> str:
     """Parent of per-job storage (``DINO_STORAGE_URI`` for shared storage, e.g. s3://bucket/dino)."""
     return os.environ.get("DINO_STORAGE_URI", str(dino_home() / "jobs"))
+
+
+def default_database_url() -> str:
+    """``DINO_DATABASE_URL`` if set, else ``sqlite:///<DINO_HOME>/dino.db``."""
+    url = os.environ.get("DINO_DATABASE_URL")
+    return url if url else f"sqlite:///{dino_home() / 'dino.db'}"
 
 
 def _shared_data_dir() -> Path | None:
