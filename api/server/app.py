@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api.server.body_limit import BodyLimitMiddleware
 from api.server.deps import no_unknown_query
@@ -37,7 +38,9 @@ def create_app(settings: ApiSettings | None = None, db: Database | None = None) 
         if owned:
             database.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI and ReDoc served by this app, not a CDN: the pages
+    # work on a cluster without internet access
+    app = FastAPIOffline(
         title="DINO Orchestrator API",
         version=version(),
         description=DESCRIPTION,

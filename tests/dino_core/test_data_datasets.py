@@ -1,4 +1,4 @@
-"""Data sets: IDX files, (Fashion-)MNIST search and errors, splits, synthetic, image folders."""
+"""Data sets: (Fashion-)MNIST search and errors, splits, synthetic, image folders."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dino_core.config import DataConfig
 from dino_core.data import DataNotFoundError, adapt_channels, adapt_stats, load_dataset
 from dino_core.data import paths as data_paths
 from dino_core.data.base import parse_split
-from dino_core.data.idx import IdxFormatError, read_idx, write_idx
+from dino_core.data.idx import write_idx
 from dino_core.data.synthetic import SPLIT_SEEDS, make_synthetic, render_shape
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -35,35 +35,6 @@ def _write_mnist(directory: Path, split: str, n: int, seed: int = 0) -> np.ndarr
     write_idx(directory / f"{prefix}-images-idx3-ubyte.gz", images)
     write_idx(directory / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
     return images
-
-
-# ---- IDX ------------------------------------------------------------------------------------
-def test_idx_reader_parses_a_hand_written_file(tmp_path: Path) -> None:
-    # magic 0,0,0x08 (uint8), 2 dims; dims 2 and 3 big-endian; then 6 bytes
-    raw = bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 255])
-    (tmp_path / "a.idx").write_bytes(raw)
-    arr = read_idx(tmp_path / "a.idx")
-    assert arr.dtype == np.uint8
-    assert arr.tolist() == [[1, 2, 3], [4, 5, 255]]
-
-
-def test_idx_roundtrip_gz_and_multibyte(tmp_path: Path) -> None:
-    a = np.arange(24, dtype=np.int32).reshape(2, 3, 4) - 5
-    write_idx(tmp_path / "x.idx.gz", a)
-    b = read_idx(tmp_path / "x.idx.gz")
-    assert b.dtype == np.int32 and np.array_equal(a, b)
-    f = np.linspace(0, 1, 5, dtype=np.float32)
-    write_idx(tmp_path / "f.idx", f)
-    assert np.array_equal(read_idx(tmp_path / "f.idx"), f)
-
-
-def test_idx_errors_name_the_file(tmp_path: Path) -> None:
-    (tmp_path / "bad.idx").write_bytes(b"\x01\x02\x03\x04")
-    with pytest.raises(IdxFormatError, match=r"bad\.idx.*not an IDX"):
-        read_idx(tmp_path / "bad.idx")
-    (tmp_path / "short.idx").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 9, 1, 2]))
-    with pytest.raises(IdxFormatError, match=r"short\.idx"):
-        read_idx(tmp_path / "short.idx")
 
 
 # ---- MNIST-like loading -----------------------------------------------------------------
