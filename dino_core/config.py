@@ -9,7 +9,9 @@ centering, the KoLeo regulariser, the iBOT masked-patch loss (section ``ibot``),
 tokens, LayerScale, uniform drop path, layer-wise lr decay, the patch-embedding lr multiplier
 and the square-root lr scaling rule; their descriptions name DINOv2's value in brackets.
 Configs are pydantic v2 models with ``extra="forbid"``: a misspelt key is an error naming the
-field path.
+field path. Sizes have upper bounds well above any published model or recipe (each named in
+its description), so a typo such as ``depth: 17607`` is refused when a job is submitted
+instead of failing on a worker.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ Precision = Literal["fp32", "bf16", "fp16"]
 OptimizerName = Literal["adamw", "sgd", "lars"]
 Centering = Literal["ema", "sinkhorn_knopp"]
 LrScaling = Literal["linear", "sqrt"]
+# Data sets decoded file by file (no ``images`` tensor): the batched crop pipeline needs one.
+LAZY_DATASETS: frozenset[str] = frozenset({"image_folder"})
 
 
 class ConfigError(ValueError):
@@ -48,12 +52,22 @@ class ModelConfig(_Section):
     ``vit_custom`` built from the fields below."""
 
     arch: str = Field("vit_small_patch16_224", description="timm name or 'vit_custom'")
-    patch_size: int = Field(16, ge=1, description="ViT patch size (paper: 16 or 8)")
+    patch_size: int = Field(
+        16, ge=1, le=64, description="ViT patch size (paper: 16 or 8; ViT-H/14 14; max 64)"
+    )
     in_chans: int = Field(3, ge=1, le=4)
-    embed_dim: int = Field(384, ge=8, description="vit_custom width (ViT-S: 384)")
-    depth: int = Field(12, ge=1, description="vit_custom blocks (ViT-S: 12)")
-    num_heads: int = Field(6, ge=1, description="vit_custom heads (ViT-S: 6)")
-    mlp_ratio: float = Field(4.0, gt=0)
+    embed_dim: int = Field(
+        384, ge=8, le=8192, description="vit_custom width (ViT-S: 384; ViT-22B 6144; max 8192)"
+    )
+    depth: int = Field(
+        12, ge=1, le=128, description="vit_custom blocks (ViT-S: 12; ViT-22B 48; max 128)"
+    )
+    num_heads: int = Field(
+        6, ge=1, le=128, description="vit_custom heads (ViT-S: 6; ViT-22B 48; max 128)"
+    )
+    mlp_ratio: float = Field(
+        4.0, gt=0, le=16, description="MLP width / embed_dim (ViT and DINO: 4; max 16)"
+    )
     drop_path_rate: float = Field(0.1, ge=0.0, lt=1.0, description="stochastic depth, paper 0.1")
     stem_stride: Literal[1, 2, 4] | None = Field(
         None,
@@ -119,10 +133,15 @@ class ModelConfig(_Section):
 class HeadConfig(_Section):
     """DINO projection head (paper Sec. 3.1, App. C)."""
 
-    out_dim: int = Field(65536, ge=2, description="K, prototypes; paper 65536 for ImageNet")
-    hidden_dim: int = Field(2048, ge=1, description="paper 2048")
-    bottleneck_dim: int = Field(256, ge=1, description="paper 256")
-    nlayers: int = Field(3, ge=1, description="paper 3 layers")
+    out_dim: int = Field(
+        65536,
+        ge=2,
+        le=262144,
+        description="K, prototypes; paper 65536 for ImageNet (DINOv2 131072; max 2^18)",
+    )
+    hidden_dim: int = Field(2048, ge=1, le=16384, description="paper 2048 (max 16384)")
+    bottleneck_dim: int = Field(256, ge=1, le=4096, description="paper 256 (max 4096)")
+    nlayers: int = Field(3, ge=1, le=8, description="paper 3 layers (max 8)")
     use_bn: bool = Field(False, description="paper: no BN in the ViT head")
     norm_last_layer: bool = Field(True, description="weight-norm scale fixed to 1 (official)")
 
@@ -130,10 +149,14 @@ class HeadConfig(_Section):
 class CropsConfig(_Section):
     """Multi-crop (paper Sec. 3.1): 2 global views and ``local_number`` local views."""
 
-    global_size: int = Field(224, ge=4, description="paper 224 px")
+    global_size: int = Field(
+        224, ge=4, le=1024, description="paper 224 px (DINOv2 high-res 518; max 1024)"
+    )
     global_scale: tuple[float, float] = Field((0.4, 1.0), description="paper 0.4-1.0")
-    local_number: int = Field(8, ge=0, description="paper 8 (10 in the best ViT-S run)")
-    local_size: int = Field(96, ge=4, description="paper 96 px")
+    local_number: int = Field(
+        8, ge=0, le=32, description="paper 8 (10 in the best ViT-S run; max 32)"
+    )
+    local_size: int = Field(96, ge=4, le=1024, description="paper 96 px (max 1024)")
     local_scale: tuple[float, float] = Field((0.05, 0.4), description="paper 0.05-0.4")
     flip_p: float = Field(0.5, ge=0, le=1, description="BYOL-style flip, p 0.5")
     color_jitter: tuple[float, float, float, float] = Field(
@@ -289,15 +312,26 @@ class DataConfig(_Section):
     split: str = Field("train", description="split used for pretraining")
     eval_split: str = Field("test", description="split used as the k-NN query set")
     limit: int | None = Field(None, ge=1, description="first N images only (deterministic)")
-    num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    num_workers: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="DataLoader worker processes per rank (max 256: more than the cores of "
+        "any one node)",
+    )
     shuffle_buffer: int = Field(
         1000,
         ge=1,
+        le=1_000_000,
         description="shards: images in each reader's shuffle buffer (WebDataset-style; larger "
-        "mixes more across shards; each reader holds up to that many encoded images)",
+        "mixes more across shards; each reader holds up to that many encoded images; max 10^6)",
     )
-    synthetic_size: int = Field(2048, ge=1, description="synthetic: number of images")
-    synthetic_image_size: int = Field(64, ge=8, description="synthetic: side in pixels")
+    synthetic_size: int = Field(
+        2048, ge=1, le=1_000_000, description="synthetic: number of images (max 10^6)"
+    )
+    synthetic_image_size: int = Field(
+        64, ge=8, le=1024, description="synthetic: side in pixels (max 1024)"
+    )
     synthetic_classes: int = Field(4, ge=2, le=8, description="synthetic: shape classes")
     synthetic_backgrounds: Literal["mixed", "plain", "textured"] = Field(
         "mixed", description="synthetic: half plain/half textured, or all of one kind"
@@ -313,7 +347,7 @@ class EvalConfig(_Section):
     """Evaluation during training (weighted k-NN of paper Sec. 4.1: k=20, T=0.07)."""
 
     knn_every_epochs: int = Field(0, ge=0, description="0 = never during training")
-    knn_k: int = Field(20, ge=1, description="paper k=20")
+    knn_k: int = Field(20, ge=1, le=10_000, description="paper k=20 (max 10^4)")
     knn_temperature: float = Field(0.07, gt=0, description="paper T=0.07")
     knn_train_limit: int | None = Field(None, ge=1)
     knn_test_limit: int | None = Field(None, ge=1)
@@ -324,17 +358,27 @@ class EvalConfig(_Section):
 class TrainConfig(_Section):
     """Loop, precision, checkpoints."""
 
-    epochs: int = Field(100, ge=1, description="paper 100 (ablations) / 300 / 800")
-    batch_size: int = Field(1024, ge=1, description="global batch; paper 1024 for ViT-S")
+    epochs: int = Field(
+        100, ge=1, le=100_000, description="paper 100 (ablations) / 300 / 800 (max 10^5)"
+    )
+    batch_size: int = Field(
+        1024,
+        ge=1,
+        le=65536,
+        description="global batch; paper 1024 for ViT-S (max 65536, 2x the largest "
+        "self-supervised batches, 32768)",
+    )
     max_steps: int | None = Field(None, ge=1, description="stop early; schedules unchanged")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="a 63-bit seed (torch takes 64 bits)")
     precision: Precision = "fp32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: bool = Field(False, description="torch.compile the backbone")
     log_every_steps: int = Field(10, ge=1)
     checkpoint_every_steps: int = Field(0, ge=0, description="0 = only at epoch ends")
-    keep_checkpoints: int = Field(2, ge=1, description="keep the last K checkpoints")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads; None = default")
+    keep_checkpoints: int = Field(2, ge=1, le=1000, description="keep the last K checkpoints")
+    threads: int | None = Field(
+        None, ge=1, le=1024, description="torch CPU threads; None = default (max 1024)"
+    )
     collapse_patience_steps: int = Field(
         100, ge=1, description="steps a collapse signature must persist after warm-up"
     )
@@ -394,6 +438,12 @@ class DinoConfig(_Section):
             raise ValueError("teacher.final_momentum must be >= teacher.momentum")
         if self.optim.min_lr > self.optim.lr:
             raise ValueError("optim.min_lr must be <= optim.lr")
+        if self.crops.pipeline == "batched" and self.data.dataset in LAZY_DATASETS:
+            raise ValueError(
+                f"crops.pipeline='batched' needs the images in memory, but "
+                f"data.dataset={self.data.dataset!r} decodes files one by one: use "
+                "crops.pipeline='per_image'"
+            )
         return self
 
     def model_patch_size(self) -> int:

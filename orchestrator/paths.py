@@ -1,11 +1,13 @@
 """Confining the file paths a request names to configured roots.
 
-A config's ``data.root`` must resolve (symlinks and ``..`` followed, no file opened) inside
-one of the dataset roots (``DINO_DATASET_ROOTS``), or, as a URL (a shard set on
-``s3://...``), lie under one of the URL prefixes of ``DINO_DATASET_URIS`` (comma-separated,
-none by default); an evaluation's ``source_checkpoint`` must lie inside the job storage
-root. Nothing here reads these paths: the service layer only refuses to queue a job that
-would make a worker read outside them.
+A config's ``data.root`` must resolve (symlinks and ``..`` followed, no file opened) to an
+existing directory inside one of the dataset roots (``DINO_DATASET_ROOTS``), or, as a URL (a
+shard set on ``s3://...``), lie under one of the URL prefixes of ``DINO_DATASET_URIS``
+(comma-separated, none by default); an evaluation's ``source_checkpoint`` must lie inside the
+directory of one of the caller's jobs in the job storage (:func:`checkpoint_job` finds which).
+Nothing here reads these paths: the service layer only refuses to queue a job that would make
+a worker read outside them, and the worker checks data roots again where it opens the data
+(``dino_core.data.roots``).
 """
 
 from __future__ import annotations
@@ -56,15 +58,25 @@ def _resolve(raw: str) -> Path | str:
         return f"cannot be resolved ({err})"
 
 
-def outside_roots(raw: str, roots: Sequence[Path], field: str, what: str) -> FieldError | None:
-    """None when ``raw`` resolves inside one of ``roots`` (or is a URL under a prefix of
-    ``DINO_DATASET_URIS``), else the error for ``field``."""
+def outside_roots(
+    raw: str, roots: Sequence[Path], field: str, what: str, *, must_exist: bool = True
+) -> FieldError | None:
+    """None when ``raw`` resolves inside one of ``roots`` (and, with ``must_exist``, is a
+    directory) or is a URL under a prefix of ``DINO_DATASET_URIS``; else the error for
+    ``field``."""
     if "://" in raw and len(raw) <= MAX_PATH_CHARS and "\x00" not in raw:
         return _uri_outside(raw, field, what)
     resolved = _resolve(raw)
     if isinstance(resolved, str):
         return FieldError(field=field, message=f"{what} {raw!r} {resolved}", type="path")
     if any(resolved == r or resolved.is_relative_to(r) for r in roots):
+        if must_exist and not resolved.is_dir():
+            return FieldError(
+                field=field,
+                message=f"{what} {raw!r} is not an existing directory: create it (with the "
+                "data set in it) before submitting",
+                type="path_not_found",
+            )
         return None
     allowed = ", ".join(str(r) for r in roots) or "(none configured)"
     return FieldError(
@@ -78,21 +90,31 @@ def outside_roots(raw: str, roots: Sequence[Path], field: str, what: str) -> Fie
     )
 
 
-def checkpoint_outside(raw: str, storage_root: str, field: str) -> FieldError | None:
-    """``source_checkpoint`` must lie under the job storage root (local path or URI prefix)."""
+def checkpoint_job(raw: str, storage_root: str, field: str) -> tuple[str, FieldError | None]:
+    """The id of the job whose directory ``raw`` lies in (``<storage_root>/<job id>/...``),
+    or the error for ``field`` when it lies in none (local path or URI prefix)."""
+    refused = FieldError(
+        field=field,
+        message=f"checkpoint {raw!r} must lie in the directory of one of your jobs under the "
+        f"job storage {storage_root!r}: name the job instead (source_job), or use the "
+        "checkpoint_uri of one of your pretraining jobs",
+        type="path_outside_roots",
+    )
     if "://" in storage_root and not storage_root.startswith("file://"):
-        if raw.startswith(storage_root.rstrip("/") + "/") and ".." not in raw.split("/"):
-            return None
-        return FieldError(
-            field=field,
-            message=f"checkpoint {raw!r} must lie under the job storage {storage_root!r}",
-            type="path_outside_roots",
+        prefix = storage_root.rstrip("/") + "/"
+        if not raw.startswith(prefix) or ".." in raw.split("/"):
+            return "", refused
+        parts = raw.removeprefix(prefix).split("/")
+    else:
+        root = Path(os.path.realpath(Path(storage_root.removeprefix("file://")).expanduser()))
+        error = outside_roots(
+            raw.removeprefix("file://"), [root], field, "checkpoint", must_exist=False
         )
-    root = Path(os.path.realpath(Path(storage_root.removeprefix("file://")).expanduser()))
-    error = outside_roots(raw.removeprefix("file://"), [root], field, "checkpoint")
-    if error is not None:
-        error.message = (
-            f"checkpoint {raw!r} must lie under the job storage {str(root)!r} "
-            "(use the checkpoint_uri of one of your pretraining jobs)"
-        )
-    return error
+        if error is not None:
+            return "", refused if error.type == "path_outside_roots" else error
+        resolved = _resolve(raw.removeprefix("file://"))
+        assert isinstance(resolved, Path)  # outside_roots resolved it
+        parts = list(resolved.relative_to(root).parts)
+    if len(parts) < 2 or not parts[0]:
+        return "", refused
+    return parts[0], None

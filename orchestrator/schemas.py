@@ -31,7 +31,15 @@ class JobRequest(_Request):
     resources: Resources = Field(default_factory=lambda: Resources.model_validate({}))
     priority: int = Field(0, description="higher runs first; FIFO within a priority")
     max_attempts: int = Field(3, ge=1, le=50, description="failed attempts before FAILED")
-    source_checkpoint: str | None = Field(None, description="eval kinds: checkpoint to score")
+    source_job: str | None = Field(
+        None,
+        max_length=64,
+        description="eval kinds: the id of one of your pretraining jobs; its last checkpoint "
+        "is scored (a job still queued or running: its final one, once it succeeds)",
+    )
+    source_checkpoint: str | None = Field(
+        None, description="eval kinds: a checkpoint file inside one of your jobs' directories"
+    )
     eval_options: dict[str, Any] = Field(default_factory=dict, description="eval kinds only")
     evals: list[EvalKind] = Field(default_factory=list, description="run after it succeeds")
     evals_options: dict[EvalKind, dict[str, Any]] = Field(
@@ -42,8 +50,14 @@ class JobRequest(_Request):
 
     @model_validator(mode="after")
     def _consistent(self) -> JobRequest:
-        if self.kind != "pretrain" and not self.source_checkpoint:
-            raise ValueError(f"kind={self.kind} needs source_checkpoint (the checkpoint to score)")
+        sources = [n for n in ("source_job", "source_checkpoint") if getattr(self, n)]
+        if self.kind != "pretrain" and len(sources) != 1:
+            raise ValueError(
+                f"kind={self.kind} needs exactly one of source_job (one of your pretraining "
+                "jobs) or source_checkpoint (a checkpoint in one of your jobs' directories)"
+            )
+        if self.kind == "pretrain" and sources:
+            raise ValueError(f"{sources[0]} belongs to eval kinds: a pretrain job scores none")
         if self.kind != "pretrain" and self.evals:
             raise ValueError("evals can follow a pretrain job only: leave evals empty")
         if self.kind == "pretrain" and self.eval_options:

@@ -2,8 +2,9 @@
 
 They talk to the API at ``DINO_API_URL`` with ``DINO_TOKEN`` (or the saved token file).
 Server errors are printed with the field paths the server named; the exit code is 1 for a
-refused request or failed jobs, 2 for an invalid grid file (as the server's dry run or
-submission judged it: one check, the server's own), 3 when the API is unreachable,
+refused request or failed jobs, 2 for an invalid grid file (unreadable, not UTF-8, or as the
+server's dry run or submission judged it, over its size cap included: one check, the
+server's own), 3 when the API is unreachable,
 4 when ``--timeout`` ran out while watching.
 """
 
@@ -42,15 +43,19 @@ def api_errors() -> Iterator[None]:
 
 @contextmanager
 def invalid_grid(source: str) -> Iterator[None]:
-    """The server's 422 about a grid file: its fields printed, exit code 2."""
+    """The server's 422 (its fields) or 413 (over the body size cap) about a grid file:
+    printed once, exit code 2; the server stored nothing."""
     try:
         yield
     except ApiError as err:
-        if err.status != 422:
+        if err.status == 413:
+            detail = err.problem.get("detail", "")
+            message = f"{source}: {detail}"
+        elif err.status == 422:
+            message = render_errors(source, err.problem)
+        else:
             raise
-        err_console.print(
-            f"[red]error:[/red] {render_errors(source, err.problem)}", highlight=False
-        )
+        err_console.print(f"[red]error:[/red] {message}", highlight=False)
         raise typer.Exit(2) from None
 
 

@@ -120,7 +120,12 @@ def find_preset(ref: str, grid_dir: Path) -> Path:
 
 def _load_yaml(path: Path, what: str) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise GridFileError(
+            f"{what} {str(path)!r} is not UTF-8 text (byte {err.object[err.start]:#04x} at "
+            f"offset {err.start}): save it as UTF-8"
+        ) from None
     except (OSError, yaml.YAMLError) as err:
         raise GridFileError(f"{what} {str(path)!r} cannot be read as YAML: {err}") from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
@@ -9,11 +10,13 @@ from fastapi.dependencies.models import Dependant
 
 from api.server.problems import PROBLEM_JSON, FieldError, Problem, validation_problem
 from api.server.settings import ApiSettings
+from orchestrator import service
 from orchestrator.db import Database
-from orchestrator.service import PathPolicy
+from orchestrator.service import MemoryPolicy, PathPolicy
 from worker.deployment import jobs_root
 
 MAX_OFFSET = 1_000_000
+NODE_MEMORY_TTL_S = 10.0
 ID_MAX = 64
 
 
@@ -57,9 +60,32 @@ def get_path_policy(request: Request) -> PathPolicy:
     return PathPolicy(tuple(roots), jobs_root())
 
 
+def _largest_node_memory(request: Request) -> float | None:
+    """The largest node's memory in the cluster report, read at most every few seconds
+    (heartbeats refresh it every 2 s; submissions should not each read it)."""
+    state = request.app.state
+    now = time.monotonic()
+    cached: tuple[float, float | None] | None = getattr(state, "node_memory", None)
+    if cached is None or now - cached[0] > NODE_MEMORY_TTL_S:
+        nodes = service.cluster_info(get_db(request)).nodes
+        cached = (now, service.largest_node_memory(nodes))
+        state.node_memory = cached
+    return cached[1]
+
+
+def get_memory_policy(request: Request) -> MemoryPolicy:
+    """How much memory one worker of a job can have (one accelerator, one CPU worker)."""
+    settings = get_settings(request)
+    gib = float(2**30)
+    cpu = settings.worker_memory_gb
+    host = cpu * gib if cpu is not None else _largest_node_memory(request)
+    return MemoryPolicy(settings.gpu_memory_gb * gib, host)
+
+
 Db = Annotated[Database, Depends(get_db)]
 Settings = Annotated[ApiSettings, Depends(get_settings)]
 Paths = Annotated[PathPolicy, Depends(get_path_policy)]
+Memory = Annotated[MemoryPolicy, Depends(get_memory_policy)]
 IdempotencyKey = Annotated[
     str | None,
     Header(

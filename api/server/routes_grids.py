@@ -16,6 +16,7 @@ from api.server.deps import (
     Db,
     IdempotencyKey,
     Limit,
+    Memory,
     Offset,
     Paths,
     problem,
@@ -53,6 +54,7 @@ def submit_grid(
     db: Db,
     settings: SettingsDep,
     paths: Paths,
+    memory: Memory,
     response: Response,
     idempotency_key: IdempotencyKey = None,
     dry_run: Annotated[bool, Query(description="check only: 200 with the combinations")] = False,
@@ -63,11 +65,17 @@ def submit_grid(
     combinations and the job count come back and nothing is stored."""
     cap = settings.max_grid_combinations
     if dry_run:
-        plan = service.plan_grid(body, max_combinations=cap, paths=paths)
+        plan = service.plan_grid(body, max_combinations=cap, paths=paths, memory=memory)
         return Response(plan.model_dump_json(), media_type="application/json")
     again = replayed(db, user, idempotency_key, "grid")
     grid = service.submit_grid(
-        db, user, body, idempotency_key=idempotency_key, max_combinations=cap, paths=paths
+        db,
+        user,
+        body,
+        idempotency_key=idempotency_key,
+        max_combinations=cap,
+        paths=paths,
+        memory=memory,
     )
     response.headers["Location"] = f"/v1/grids/{grid.id}"
     if again:

@@ -15,6 +15,7 @@ from api.server.deps import (
     Db,
     IdempotencyKey,
     Limit,
+    Memory,
     Offset,
     Paths,
 )
@@ -47,7 +48,7 @@ def replayed(db: Db, user: UserView, key: str | None, kind: str) -> bool:
     "",
     status_code=201,
     response_model=JobView,
-    responses={**AUTH_ERRORS, **CONFLICT},
+    responses={**AUTH_ERRORS, **CONFLICT, **NOT_FOUND},
     summary="Submit one pretraining or evaluation job",
 )
 def submit_job(
@@ -55,13 +56,17 @@ def submit_job(
     user: CurrentUser,
     db: Db,
     paths: Paths,
+    memory: Memory,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> JobView:
     """Queue a job. With ``Idempotency-Key`` a retry returns the first job (same id and
-    status code); the same key with a different body is a 409."""
+    status code); the same key with a different body is a 409. An evaluation's
+    ``source_job`` / ``source_checkpoint`` must be one of the caller's jobs (else 404)."""
     again = replayed(db, user, idempotency_key, "job")
-    job = service.submit_job(db, user, body, idempotency_key=idempotency_key, paths=paths)
+    job = service.submit_job(
+        db, user, body, idempotency_key=idempotency_key, paths=paths, memory=memory
+    )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if again:
         response.headers["Idempotent-Replayed"] = "true"

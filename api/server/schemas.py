@@ -44,6 +44,8 @@ TINY_CONFIG_EXAMPLE: dict[str, Any] = {
     "model": {"arch": "vit_custom", "patch_size": 4, "embed_dim": 32, "depth": 2, "num_heads": 2},
     "head": {"out_dim": 64},
     "crops": {"global_size": 16, "local_size": 8, "local_number": 2},
+    "loss": {"warmup_teacher_temp_epochs": 0},
+    "optim": {"warmup_epochs": 0},
     "data": {"dataset": "synthetic", "synthetic_size": 64},
     "train": {"epochs": 1, "batch_size": 16},
 }

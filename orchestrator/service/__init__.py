@@ -25,8 +25,8 @@ from orchestrator.service.jobs import (
     list_jobs,
     submit_job,
 )
+from orchestrator.service.runnable import MemoryPolicy, PathPolicy, largest_node_memory
 from orchestrator.service.stats import cluster_info, queue_stats
-from orchestrator.service.submit_check import PathPolicy
 from orchestrator.service.users import (
     create_user,
     get_user,
@@ -38,6 +38,7 @@ from orchestrator.service.users import (
 )
 
 __all__ = [
+    "MemoryPolicy",
     "PathPolicy",
     "cancel_grid",
     "cancel_job",
@@ -53,6 +54,7 @@ __all__ = [
     "hash_token",
     "job_attempts",
     "job_events",
+    "largest_node_memory",
     "list_grids",
     "list_jobs",
     "list_users",

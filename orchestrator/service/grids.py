@@ -18,7 +18,8 @@ from orchestrator.service._build import add_evals, add_job, eval_resources
 from orchestrator.service._common import job_view, load_grid, request_hash, scoped
 from orchestrator.service.idempotency import run_idempotent
 from orchestrator.service.jobs import MAX_PAGE, cancel_in_session
-from orchestrator.service.submit_check import PathPolicy, check_grid
+from orchestrator.service.runnable import MemoryPolicy, PathPolicy
+from orchestrator.service.submit_check import check_grid
 from orchestrator.states import record_event
 from worker.contracts import (
     BASELINES,
@@ -44,12 +45,14 @@ def plan_grid(
     *,
     max_combinations: int = DEFAULT_MAX_COMBINATIONS,
     paths: PathPolicy | None = None,
+    memory: MemoryPolicy | None = None,
 ) -> GridPlanView:
     """What :func:`submit_grid` would queue (a dry run): stores nothing.
 
     Raises :class:`GridValidationError` listing every invalid field.
     """
-    return check_grid(request, max_combinations=max_combinations, paths=paths).view()
+    plan = check_grid(request, max_combinations=max_combinations, paths=paths, memory=memory)
+    return plan.view()
 
 
 def submit_grid(
@@ -60,13 +63,14 @@ def submit_grid(
     idempotency_key: str | None = None,
     max_combinations: int = DEFAULT_MAX_COMBINATIONS,
     paths: PathPolicy | None = None,
+    memory: MemoryPolicy | None = None,
 ) -> GridView:
     """Check the request once (:func:`check_grid`), then store the grid and all its jobs.
 
     Raises :class:`GridValidationError` (every invalid field: combination, cap, options,
     paths outside ``paths``) before anything is stored.
     """
-    plan = check_grid(request, max_combinations=max_combinations, paths=paths)
+    plan = check_grid(request, max_combinations=max_combinations, paths=paths, memory=memory)
     combos = plan.combinations
     runs = plan.runs()
     evals_res = request.eval_resources or eval_resources(request.resources)

@@ -13,7 +13,9 @@ from orchestrator.schemas import AttemptView, EventView, JobRequest, JobView, Us
 from orchestrator.service._build import add_evals, add_job, eval_resources
 from orchestrator.service._common import job_view, load_job, request_hash, scoped
 from orchestrator.service.idempotency import run_idempotent
-from orchestrator.service.submit_check import PathPolicy, check_job
+from orchestrator.service.runnable import MemoryPolicy, PathPolicy
+from orchestrator.service.sources import resolve_source
+from orchestrator.service.submit_check import check_job
 from orchestrator.states import check_transition, record_event
 from orchestrator.states import transition as move
 from worker.contracts import CANCELLED, QUEUED, RUNNING, STATES
@@ -28,18 +30,22 @@ def submit_job(
     *,
     idempotency_key: str | None = None,
     paths: PathPolicy | None = None,
+    memory: MemoryPolicy | None = None,
 ) -> JobView:
     """Check the request once (:func:`check_job`), then queue the job (plus any requested
-    eval jobs).
+    eval jobs). An evaluation's source must be one of ``user``'s jobs
+    (:func:`resolve_source`).
 
-    Raises :class:`JobValidationError` (a ``ConfigError``) listing every invalid field and
+    Raises :class:`JobValidationError` (a ``ConfigError``) listing every invalid field,
+    :class:`NotFoundError` for a source job the user may not see and
     :class:`IdempotencyConflictError` when the key was used for a different request.
     """
-    plan = check_job(request, paths=paths)
+    plan = check_job(request, paths=paths, memory=memory)
     config = plan.config
 
     def create(session: Session) -> str:
         now = utcnow()
+        source = resolve_source(session, user, request, plan.checkpoint_job)
         job = add_job(
             session,
             owner_id=user.id,
@@ -54,7 +60,8 @@ def submit_job(
             reason=f"submitted by {user.name}",
             eval_options=plan.eval_options,
             tags=request.tags,
-            source_checkpoint=request.source_checkpoint,
+            depends_on=source.depends_on,
+            source_checkpoint=source.checkpoint,
         )
         add_evals(
             session,

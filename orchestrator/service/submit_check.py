@@ -7,14 +7,17 @@ its path from the top of the request (``axes.optim.lr.1``, ``evals_options.eval_
 Configs are validated with the DinoConfig model, the grid size is capped, floats must be
 finite, evaluation options must fit their runner (:mod:`dino_core.eval.options`), and with a
 :class:`PathPolicy` every path a worker would read (``data.root``, ``eval_options.data.root``,
-``source_checkpoint``) must lie inside the configured roots.
+``source_checkpoint``) must lie inside the configured roots. Each pretraining config must be
+runnable (:mod:`orchestrator.service.runnable`: its data named and there, its network built
+and fitting a worker's memory under a :class:`MemoryPolicy`). Which job a
+``source_checkpoint`` belongs to is found here; that the caller owns it is checked where the
+job is stored (:mod:`orchestrator.service.sources`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -31,18 +34,10 @@ from orchestrator.config_check import (
 )
 from orchestrator.errors import FieldError, GridValidationError, JobValidationError
 from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS, Combination, expand
-from orchestrator.paths import checkpoint_outside, outside_roots
+from orchestrator.paths import checkpoint_job, outside_roots
 from orchestrator.schemas import CombinationView, GridPlanView, GridRequest, JobRequest
-from worker.contracts import EvalKind
-
-
-@dataclass(frozen=True)
-class PathPolicy:
-    """Where a request's paths may point: ``data.root`` into one of ``dataset_roots``
-    (resolved), ``source_checkpoint`` under ``storage_root`` (the job storage)."""
-
-    dataset_roots: tuple[Path, ...]
-    storage_root: str
+from orchestrator.service.runnable import MemoryPolicy, PathPolicy, Where, runnable_errors
+from worker.contracts import PRETRAIN, EvalKind
 
 
 @dataclass(frozen=True)
@@ -152,13 +147,6 @@ def _eval_root(options: Mapping[str, Any], paths: PathPolicy, prefix: str) -> li
     return [error] if error else []
 
 
-def _data_root(cfg: DinoConfig, paths: PathPolicy, field: str) -> list[FieldError]:
-    if cfg.data.root is None:
-        return []
-    error = outside_roots(cfg.data.root, paths.dataset_roots, field, "data.root")
-    return [error] if error else []
-
-
 def _all_eval_options(
     by_kind: Mapping[EvalKind, Mapping[str, Any]], prefix: str, paths: PathPolicy | None
 ) -> tuple[dict[EvalKind, dict[str, Any]], list[FieldError]]:
@@ -172,11 +160,23 @@ def _all_eval_options(
     return checked, errors
 
 
+def _grid_field(request: GridRequest, combo: Combination) -> Where:
+    """Where a config field of ``combo`` was set in the grid request."""
+
+    def where(field: str) -> str:
+        if field not in combo.values:
+            return f"base_config.{field}"
+        return f"axes.{field}" if field in request.axes else "overrides"
+
+    return where
+
+
 def check_grid(
     request: GridRequest,
     *,
     max_combinations: int = DEFAULT_MAX_COMBINATIONS,
     paths: PathPolicy | None = None,
+    memory: MemoryPolicy | None = None,
 ) -> GridPlan:
     """The grid's validated combinations, or :class:`GridValidationError` with every error."""
     errors = non_finite(request.model_dump(mode="python"), "")
@@ -191,13 +191,10 @@ def check_grid(
         max_combinations=max_combinations,
     )
     errors += found.errors
-    if paths is not None and not errors:
-        for combo in found.combinations:
-            if "data.root" in combo.values:
-                where = "axes.data.root" if "data.root" in request.axes else "overrides"
-            else:
-                where = "base_config.data.root"
-            errors += _data_root(combo.config, paths, where)
+    if not errors:
+        for combo in found.combinations:  # each combination's own data and memory errors
+            where = _grid_field(request, combo)
+            errors += runnable_errors(combo.config, request.resources, paths, memory, where)
     if errors:
         raise GridValidationError(list({e.field + e.message: e for e in errors}.values()))
     seeds = list(request.seeds or [])
@@ -211,6 +208,7 @@ class JobPlan:
     config: DinoConfig
     eval_options: dict[str, Any]
     evals_options: dict[EvalKind, dict[str, Any]]
+    checkpoint_job: str | None = None  # the job whose directory source_checkpoint is in
 
 
 def _job_overrides(request: JobRequest) -> tuple[dict[str, Any], list[FieldError]]:
@@ -221,7 +219,18 @@ def _job_overrides(request: JobRequest) -> tuple[dict[str, Any], list[FieldError
     return dotted, errors + unknown_keys(list(dotted), "overrides")
 
 
-def check_job(request: JobRequest, *, paths: PathPolicy | None = None) -> JobPlan:
+def _job_field(dotted: Mapping[str, Any]) -> Where:
+    """Where a config field was set in a job request: its overrides, else its config."""
+
+    def where(field: str) -> str:
+        return f"overrides.{field}" if field in dotted else f"config.{field}"
+
+    return where
+
+
+def check_job(
+    request: JobRequest, *, paths: PathPolicy | None = None, memory: MemoryPolicy | None = None
+) -> JobPlan:
     """The job's config and options, or :class:`JobValidationError` with every error."""
     errors = non_finite(request.model_dump(mode="python"), "")
     if errors:
@@ -239,14 +248,19 @@ def check_job(request: JobRequest, *, paths: PathPolicy | None = None) -> JobPla
             errors += _eval_root(own, paths, "eval_options")
     follow, errs = _all_eval_options(request.evals_options, "evals_options", paths)
     errors += errs
-    if paths is not None and cfg is not None:
-        where = "overrides.data.root" if "data.root" in dotted else "config.data.root"
-        errors += _data_root(cfg, paths, where)
-        if request.source_checkpoint is not None:
-            error = checkpoint_outside(
-                request.source_checkpoint, paths.storage_root, "source_checkpoint"
-            )
+    owner = None
+    if paths is not None and request.source_checkpoint is not None:
+        owner, error = checkpoint_job(
+            request.source_checkpoint, paths.storage_root, "source_checkpoint"
+        )
+        errors += [error] if error else []
+    if cfg is not None:
+        where = _job_field(dotted)
+        if request.kind == PRETRAIN:
+            errors += runnable_errors(cfg, request.resources, paths, memory, where, errors)
+        elif paths is not None and cfg.data.root is not None:  # evals read the checkpoint's
+            error = outside_roots(cfg.data.root, paths.dataset_roots, where("data.root"), "data")
             errors += [error] if error else []
     if errors or cfg is None:
         raise JobValidationError(errors)
-    return JobPlan(cfg, own, follow)
+    return JobPlan(cfg, own, follow, owner or None)

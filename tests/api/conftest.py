@@ -1,5 +1,6 @@
 """Fixtures: a private DINO_HOME, a real uvicorn server on 127.0.0.1 (in a thread) over a
-SQLite job database, users with bearer tokens, and HTTP clients."""
+SQLite job database, users with bearer tokens, HTTP clients, and an orchestrator loop on a
+real Ray node for the tests that run jobs."""
 
 from __future__ import annotations
 
@@ -10,19 +11,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import ray
 import uvicorn
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+# Submissions build the network on PyTorch's meta device (orchestrator/service/runnable.py):
+# import torch and timm here once, not inside the first request (seconds; on a loaded
+# machine more than the clients' timeout).
+import dino_core.models  # noqa: E402, F401
 from api.server.app import create_app  # noqa: E402
 from api.server.auth import issue_token  # noqa: E402
 from api.server.settings import ApiSettings  # noqa: E402
 from orchestrator.db import Database, open_database  # noqa: E402
+from orchestrator.loop import run_orchestrator  # noqa: E402
+from orchestrator.settings import OrchestratorSettings  # noqa: E402
 from tests.orchestrator.raynodes import RayNode, free_port, kill_node, start_head  # noqa: E402
 
 USERS = {"alice": "user", "bob": "user", "root": "admin"}
@@ -92,6 +101,44 @@ def running_server(db_path: Path, data_root: Path, **settings: object) -> Iterat
         server.should_exit = True
         thread.join(30)
         db.dispose()
+
+
+@contextmanager
+def orchestrating(srv: Server, node: RayNode, **settings: Any) -> Iterator[None]:
+    """An orchestrator loop (in a thread) for ``srv``'s database on the Ray node ``node``
+    (with ``srv``'s dataset roots); stopped, and Ray disconnected, after the block."""
+    config = OrchestratorSettings(
+        **{
+            "database_url": srv.db.url,
+            "ray_address": node.address,
+            "namespace": "dino-api-test",
+            "poll_interval_s": 0.1,
+            "actor_wait_s": 0.5,
+            "heartbeat_s": 0.5,
+            "lease_s": 10.0,
+            "dataset_roots": list(srv.settings.dataset_roots),
+            **settings,
+        }
+    )
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def loop() -> None:
+        try:
+            run_orchestrator(stop, config)
+        except BaseException as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=loop, name="orchestrator", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(120)
+        if ray.is_initialized():
+            ray.shutdown()
+    assert not errors, errors
 
 
 @pytest.fixture(scope="package")

@@ -41,7 +41,7 @@ def test_submit_validates_and_resolves_the_config(db: Database, alice: UserView)
 
 
 def test_request_rules() -> None:
-    with pytest.raises(ValidationError, match="needs source_checkpoint"):
+    with pytest.raises(ValidationError, match="needs exactly one of source_job"):
         JobRequest(kind="eval_knn")
     with pytest.raises(ValidationError, match="follow a pretrain job only"):
         JobRequest(kind="eval_knn", source_checkpoint="/c.pt", evals=["eval_attention"])

@@ -200,3 +200,26 @@ def test_set_is_laid_over_the_base_section_by_section() -> None:
     assert base["train"] == {"epochs": 5}, "the base is not changed"
     with pytest.raises(GridFileError, match="conflicts"):
         with_set({"train": 5}, {"train.epochs": 1})
+
+
+def _grid_count(server: Server, user: str) -> int:
+    with server.client(user) as c:
+        return len(c.get("/v1/grids", params={"limit": 1000}).json()["items"])
+
+
+def test_unreadable_or_oversized_grid_files_are_one_message_and_exit_2(
+    server: Server, tmp_path: Path
+) -> None:
+    server.add_user("olga")
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("name: caf\u00e9-grid\n".encode("latin-1"))
+    code, out = run(server, "olga", "submit", str(latin1))
+    assert code == 2 and "Traceback" not in out and out.count("error:") == 1
+    assert "is not UTF-8 text (byte 0xe9 at offset 9)" in out
+    over = server.settings.max_body_bytes + 1
+    big = write_grid(tmp_path, tags={"note": "x" * over})
+    for extra in ((), ("--dry-run",)):
+        code, out = run(server, "olga", "submit", str(big), *extra)
+        assert code == 2 and out.count("error:") == 1 and out.count("too large") == 1, out
+        assert f"the limit is {server.settings.max_body_bytes} bytes" in out
+    assert _grid_count(server, "olga") == 0

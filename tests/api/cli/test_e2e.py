@@ -10,19 +10,15 @@ import io
 import itertools
 import math
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import ray
 from PIL import Image
 from typer.testing import CliRunner
 
 from api.cli.main import app
-from orchestrator.loop import run_orchestrator
-from orchestrator.settings import OrchestratorSettings
-from tests.api.conftest import Server, running_server
+from tests.api.conftest import Server, orchestrating, running_server
 from tests.orchestrator.raynodes import RayNode
 from worker.deployment import default_tracking_uri
 from worker.mlflow_store import prepare_tracking_store
@@ -36,35 +32,11 @@ WATCH_TIMEOUT_S = 480
 def live(api_home: Path, ray_head: RayNode) -> Iterator[Server]:
     """An api on its own database with an orchestrator loop (in a thread) on ``ray_head``."""
     prepare_tracking_store(default_tracking_uri())
-    with running_server(api_home / "e2e.db", api_home / "datasets") as srv:
-        settings = OrchestratorSettings(
-            database_url=srv.db.url,
-            ray_address=ray_head.address,
-            namespace="dino-api-test",
-            poll_interval_s=0.1,
-            actor_wait_s=0.5,
-            heartbeat_s=0.5,
-            lease_s=10.0,
-        )
-        stop = threading.Event()
-        errors: list[BaseException] = []
-
-        def loop() -> None:
-            try:
-                run_orchestrator(stop, settings)
-            except BaseException as err:
-                errors.append(err)
-
-        thread = threading.Thread(target=loop, name="orchestrator", daemon=True)
-        thread.start()
-        try:
-            yield srv
-        finally:
-            stop.set()
-            thread.join(120)
-            if ray.is_initialized():
-                ray.shutdown()
-    assert not errors, errors
+    with (
+        running_server(api_home / "e2e.db", api_home / "datasets") as srv,
+        orchestrating(srv, ray_head),
+    ):
+        yield srv
 
 
 def test_grid_from_yaml_to_summary(live: Server, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import schemathesis
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
@@ -106,3 +107,38 @@ def test_health_and_cluster_without_an_orchestrator(server: Server) -> None:
         info = c.get("/v1/cluster").json()
     assert info["orchestrators"] == [] and info["reported_at"] is None
     assert info["queue"]["jobs_by_state"]["QUEUED"] >= 1
+
+
+def _examples(doc: dict[str, Any], content: dict[str, Any]) -> list[Any]:
+    """The example bodies of one request body: the media type's and its schema's."""
+    schema = content.get("schema", {})
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/components/schemas/"):
+        schema = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    found = [e["value"] for e in content.get("examples", {}).values()]
+    return (
+        found
+        + list(schema.get("examples", []))
+        + ([content["example"]] if "example" in content else [])
+    )
+
+
+def test_the_documented_example_bodies_are_accepted(server: Server) -> None:
+    """Every example request body of /openapi.json, posted as it stands, is accepted
+    (a grid's also by the dry run): the docs never show a request the server refuses."""
+    posted = 0
+    with server.client("alice") as c:
+        doc = c.get("/openapi.json").json()
+        for path, item in doc["paths"].items():
+            for method, op in item.items():
+                content = op.get("requestBody", {}).get("content", {}).get("application/json")
+                if content is None or "{" in path:
+                    continue
+                for example in _examples(doc, content):
+                    if path == "/v1/grids":
+                        dry = c.post(path, json=example, params={"dry_run": "true"})
+                        assert dry.status_code == 200, dry.text
+                    r = c.request(method.upper(), path, json=example)
+                    assert r.status_code in (200, 201), (path, example, r.text)
+                    posted += 1
+    assert posted >= 2  # one job and one grid example at least
