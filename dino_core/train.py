@@ -65,7 +65,14 @@ class DivergedError(RuntimeError):
     """The loss became non-finite; the run stops keeping its last good checkpoint."""
 
 
-_STAT_KEYS = ("loss", "teacher_entropy", "student_entropy", "center_norm", "stop")
+_STAT_KEYS = (
+    "loss",
+    "teacher_entropy",
+    "teacher_batch_entropy",
+    "student_entropy",
+    "center_norm",
+    "stop",
+)
 
 
 def _build_state(cfg: DinoConfig, rt: Runtime) -> TrainingState:
@@ -91,12 +98,9 @@ def _build_state(cfg: DinoConfig, rt: Runtime) -> TrainingState:
         ).to(rt.device)
     optimizer = build_optimizer(cfg.optim, student, rt.device)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=cfg.train.precision == "fp16")
-    detector = CollapseDetector(
-        cfg.head.out_dim,
-        0,
-        cfg.train.collapse_patience_steps,
-        detect_one_hot=cfg.loss.centering == "ema",
-    )
+    # the teacher sees the 2 global crops of each image of the rank's share of the batch
+    per_rank = 2 * max(cfg.train.batch_size // rt.world_size, 1)
+    detector = CollapseDetector(cfg.head.out_dim, 0, cfg.train.collapse_patience_steps, per_rank)
     return TrainingState(cfg, student, teacher, optimizer, loss, scaler, detector, ibot=ibot)
 
 
@@ -229,6 +233,7 @@ def _loop(
                     [
                         loss.detach().float(),
                         stats["teacher_entropy"],
+                        stats["teacher_batch_entropy"],
                         stats["student_entropy"],
                         stats["center_norm"],
                         *out.terms.values(),
@@ -273,7 +278,9 @@ def _loop(
                 epoch_sums[k] = epoch_sums.get(k, 0.0) + v
             metrics_file.write(st.step, metrics)
             cbs.on_step_end(StepEvent(st.step, epoch, metrics))
-            collapse = st.detector.update(st.step, values["teacher_entropy"])
+            collapse = st.detector.update(
+                st.step, values["teacher_entropy"], values["teacher_batch_entropy"], metrics["kl"]
+            )
             if collapse is not None:
                 cbs.on_collapse(CollapseEvent(collapse[0], st.step, collapse[1]))
                 if cfg.train.collapse_action == "stop":

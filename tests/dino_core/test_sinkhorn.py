@@ -95,12 +95,14 @@ def test_collapse_detector_sees_uniform_sk_targets() -> None:
     # the centred softmax of the same output would have looked sharp (not uniform)
     plain = step_statistics(torch.randn(8, k), constant, torch.zeros(1, k), 0.1, 0.04)
     assert float(plain["teacher_entropy"]) < 0.9 * math.log(k)
-    det = CollapseDetector(k, warmup_steps=0, patience=3, detect_one_hot=False)
-    found = [det.update(i, float(stats["teacher_entropy"])) for i in range(3)]
+    h, h_batch = float(stats["teacher_entropy"]), float(stats["teacher_batch_entropy"])
+    det = CollapseDetector(k, warmup_steps=0, patience=3, batch_outputs=8)
+    found = [det.update(i, h, h_batch, 0.0) for i in range(3)]
     assert found[-1] is not None and found[-1][0] == "uniform"
-    # sharp SK targets are distinct per sample, not a one-hot collapse
-    sharp = CollapseDetector(k, warmup_steps=0, patience=3, detect_one_hot=False)
-    assert all(sharp.update(i, 0.0) is None for i in range(5))
+    # sharp SK targets are distinct per sample (the batch uses every prototype equally):
+    # not a one-hot collapse
+    sharp = CollapseDetector(k, warmup_steps=0, patience=3, batch_outputs=8)
+    assert all(sharp.update(i, 0.0, math.log(8), 1.0) is None for i in range(5))
 
 
 def _free_port() -> int:

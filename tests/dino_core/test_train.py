@@ -149,6 +149,7 @@ def test_metrics_reported_every_step(tmp_path: Path) -> None:
         "momentum",
         "teacher_temp",
         "teacher_entropy",
+        "teacher_batch_entropy",
         "student_entropy",
         "kl",
         "center_norm",
@@ -159,7 +160,7 @@ def test_metrics_reported_every_step(tmp_path: Path) -> None:
     m = seen[-1].metrics
     assert m["loss_minus_lnK"] == pytest.approx(m["loss"] - math.log(64))
     assert m["kl"] == pytest.approx(m["loss"] - m["teacher_entropy"])
-    assert 0 <= m["teacher_entropy"] <= math.log(64) + 1e-4
+    assert 0 <= m["teacher_entropy"] <= m["teacher_batch_entropy"] <= math.log(64) + 1e-4
     assert [c.step for c in ckpts] == [4, 8]
     assert (tmp_path / "config.yaml").exists()
 
