@@ -382,6 +382,14 @@ class TrainConfig(_Section):
     collapse_patience_steps: int = Field(
         100, ge=1, description="steps a collapse signature must persist after warm-up"
     )
+    collapse_warmup_steps: int | None = Field(
+        None,
+        ge=0,
+        description="steps before the collapse detector watches; None = until the lr and "
+        "teacher-temperature warm-ups end (their transients are not a collapse); 0 = from "
+        "the first step, so a teacher that is flat from the start (no sharpening) is stopped "
+        "after collapse_patience_steps instead of after the lr warm-up",
+    )
     collapse_action: Literal["stop", "warn"] = Field(
         "stop", description="stop: end the run as COLLAPSED; warn: report and continue"
     )

@@ -135,7 +135,10 @@ def train(
         )
     sched = Schedules.from_config(cfg, spe)
     st = _build_state(cfg, rt)
-    st.detector.warmup_steps = max(sched.warmup_steps, sched.temp_warmup_epochs * spe)
+    watch_from = cfg.train.collapse_warmup_steps
+    if watch_from is None:
+        watch_from = max(sched.warmup_steps, sched.temp_warmup_epochs * spe)
+    st.detector.warmup_steps = watch_from
     found = load_latest(output_dir) if resume else None
     if found is not None:
         st.restore(found[1])

@@ -120,3 +120,29 @@ def test_tiny_runs_collapse_as_the_paper_says(name: str, tmp_path: Path) -> None
     else:
         assert evidence["teacher_entropy"] >= 0.9 * evidence["ln_k"]
         assert evidence["kl"] <= 0.1 * evidence["ln_k"]
+
+
+@pytest.mark.parametrize("watch_from", [None, 0])
+def test_collapse_warmup_steps_lets_the_detector_watch_during_the_lr_warm_up(
+    watch_from: int | None, tmp_path: Path
+) -> None:
+    """A teacher flat from the first step (temperature 1: no sharpening at all): the default
+    waits out the 10-epoch lr warm-up (160 steps) and the 40-step run ends unflagged;
+    watching from step 0 stops it once the 10-step window is full."""
+    cfg = tiny_dict(
+        warmup_epochs=10,
+        synthetic_size=256,  # 16 steps per epoch
+        train={
+            "epochs": 20,
+            "max_steps": 40,
+            "collapse_patience_steps": 10,
+            "collapse_warmup_steps": watch_from,
+        },
+    )
+    cfg["loss"].update({"teacher_temp": 1.0, "warmup_teacher_temp": 1.0})
+    result = train(build_config(cfg, []), str(tmp_path))
+    if watch_from is None:
+        assert result.status == "SUCCEEDED" and result.collapse is None
+        return
+    assert result.status == "COLLAPSED" and result.collapse is not None
+    assert result.collapse["kind"] == "uniform" and result.step == 10
