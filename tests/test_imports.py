@@ -48,7 +48,9 @@ for name in {packages!r}:
             continue  # a program, and Alembic's scripts (run by Alembic, not imported)
         importlib.import_module(info.name)
         imported += 1
-ours = [w for w in writes if w[1].startswith({repo!r})]
+# the virtual environment may live inside the checkout (.venv): its files are not ours
+venv = os.path.join(sys.prefix, "")
+ours = [w for w in writes if w[1].startswith({repo!r}) and not w[1].startswith(venv)]
 print(json.dumps({{"ours": ours, "imported": imported}}))
 """
 

@@ -19,7 +19,7 @@ def _cfg(
         {
             "model": {"arch": "vit_custom", "patch_size": 4, "in_chans": in_chans},
             "crops": {"global_size": 16, "local_size": 8, "local_number": 2, "pipeline": pipeline},
-            "data": {"num_workers": workers},
+            "data": {"dataset": "synthetic", "num_workers": workers},  # in memory, like _data()
             "train": {"batch_size": batch, "epochs": 2, "seed": 5},
             "optim": {"warmup_epochs": 0},
             "loss": {"warmup_teacher_temp_epochs": 0},
@@ -121,6 +121,7 @@ def test_batched_crops_come_from_the_batch_images() -> None:
                 "color_jitter_p": 0.0,
                 "solarize_p": 0.0,
             },
+            "data": {"dataset": "synthetic"},  # in memory, like the images below
             "train": {"batch_size": 8, "epochs": 1},
             "optim": {"warmup_epochs": 0},
             "loss": {"warmup_teacher_temp_epochs": 0},

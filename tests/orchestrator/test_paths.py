@@ -22,4 +22,5 @@ def test_a_url_root_must_lie_under_a_configured_prefix(
     for bad in ("s3://dino/datasets2", "s3://dino/datasets/../jobs", "s3://other/x", "file:///x"):
         error = outside_roots(bad, [tmp_path], "f", "data.root")
         assert error is not None and error.type == "path_outside_roots", bad
+    (tmp_path / "d").mkdir()  # local roots keep their rule: an existing directory inside
     assert outside_roots(str(tmp_path / "d"), [tmp_path], "f", "data.root") is None

@@ -107,6 +107,7 @@ def test_preset_base_and_set_are_resolved(tmp_path: Path) -> None:
         ("fashion_mnist_ablation.yaml", 8),
         ("dinov1_vs_v2_components.yaml", 7),
         ("paper_collapse_study.yaml", 3),
+        ("fashion_mnist_seed_spread.yaml", 1),
     ],
 )
 def test_shipped_grid_files_are_valid(server: Server, example: str, combinations: int) -> None:
