@@ -169,6 +169,15 @@ class CropsConfig(_Section):
     )
     blur_sigma: tuple[float, float] = Field((0.1, 2.0), description="official radius 0.1-2.0")
     solarize_p: float = Field(0.2, ge=0, le=1, description="solarise p on global 2 (official)")
+    noise_sigma: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="std of additive Gaussian pixel noise on every view ([0,1] pixels, one "
+        "draw per pixel shared by the channels, clipped to [0,1]); not in the paper: 0 = off. "
+        "On data with a constant background (Fashion-MNIST's black) it makes the background "
+        "differ between views",
+    )
     pipeline: Literal["per_image", "batched"] = Field(
         "per_image", description="per-image PIL-like path (official) or batched tensor path"
     )

@@ -11,6 +11,7 @@ threshold 127.5/255 is the float equivalent of ``round(255 x) >= 128``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class ViewParams:
     blur: torch.Tensor  # bool [B]
     sigma: torch.Tensor  # float [B]
     solarize: torch.Tensor  # bool [B]
+    noise: torch.Tensor | None = None  # float [B,1,s,s] standard normal, when noise_sigma > 0
 
 
 def _uniform(
@@ -108,6 +110,11 @@ def sample_view(
         blur=coins[:, 3] < spec.blur_p,
         sigma=_uniform(n, lo, hi, gen),
         solarize=coins[:, 4] < spec.solarize_p,
+        noise=None
+        if crops.noise_sigma == 0
+        else torch.randn(
+            (n, 1, spec.size, spec.size), generator=gen, device=gen.device, dtype=torch.float32
+        ),
     )
 
 
@@ -131,7 +138,9 @@ def apply_view(
 ) -> torch.Tensor:
     """Apply one view's parameters to float ``[B,C,H,W]`` images in [0,1]; returns [0,1]."""
     dev = images.device
-    p = ViewParams(**{k: v.to(dev) for k, v in vars(p).items()})
+    p = dataclasses.replace(
+        p, **{k: v.to(dev) for k, v in vars(p).items() if isinstance(v, torch.Tensor)}
+    )
     x = ops.resized_crop(images, p.boxes, spec.size, p.flip)
     # saturation and hue do nothing to 1-channel images (torchvision/PIL behaviour)
     enabled = [v != 0 and (op < 2 or x.shape[1] == 3) for op, v in enumerate(crops.color_jitter)]
@@ -150,7 +159,10 @@ def apply_view(
         x = _on_subset(x, p.gray, lambda t: ops.grayscale(t).expand(-1, 3, -1, -1).contiguous())
     k = blur_kernel_size(spec.size)
     x = _on_subset(x, p.blur, lambda t, sg: ops.gaussian_blur(t, sg, k), p.sigma)
-    return _on_subset(x, p.solarize, lambda t: ops.solarize(t, SOLARIZE_THRESHOLD))
+    x = _on_subset(x, p.solarize, lambda t: ops.solarize(t, SOLARIZE_THRESHOLD))
+    if p.noise is not None:
+        x = (x + crops.noise_sigma * p.noise.to(x.dtype)).clamp_(0.0, 1.0)
+    return x
 
 
 class BatchedMultiCrop:

@@ -63,6 +63,19 @@ def _jitter(crops: CropsConfig) -> v2.Transform | None:
     return v2.RandomApply([v2.ColorJitter(b, c, s, h)], p=crops.color_jitter_p)
 
 
+class PixelNoise(torch.nn.Module):
+    """``crops.noise_sigma``: add N(0, sigma^2) per pixel (one draw shared by the channels, as
+    the batched path draws it) to a float [C,H,W] image in [0,1], then clip to [0,1]."""
+
+    def __init__(self, sigma: float) -> None:
+        super().__init__()
+        self.sigma = sigma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        noise = torch.randn((1, *x.shape[-2:]), dtype=x.dtype, device=x.device)
+        return (x + self.sigma * noise).clamp_(0.0, 1.0)
+
+
 class AdaptChannels(torch.nn.Module):
     """:func:`adapt_channels` as a picklable transform step."""
 
@@ -103,8 +116,10 @@ def build_view(
     if spec.solarize_p > 0:
         steps.append(v2.RandomSolarize(SOLARIZE_THRESHOLD, p=spec.solarize_p))
     out_mean, out_std = adapt_stats(mean, std, in_chans)
+    steps.append(v2.ToDtype(torch.float32, scale=True))
+    if crops.noise_sigma > 0:
+        steps.append(PixelNoise(crops.noise_sigma))
     steps += [
-        v2.ToDtype(torch.float32, scale=True),
         AdaptChannels(in_chans),
         v2.Normalize(list(out_mean), list(out_std)),
     ]

@@ -257,3 +257,18 @@ def test_batched_is_a_function_of_the_generator_and_keeps_device() -> None:
     assert (first - 0.25).abs().max() < 0.08
     with pytest.raises(ValueError, match="uint8"):
         bm(x.float(), torch.Generator())
+
+
+def test_pixel_noise_is_clipped_gaussian_in_both_pipelines_and_off_by_default() -> None:
+    """``crops.noise_sigma``: on a black image every pixel of every view is max(0, N(0, s^2)),
+    mean s/sqrt(2 pi) and a fraction 1/2 of zeros, one draw shared by the channels."""
+    plain = dict(color_jitter_p=0.0, grayscale_p=0.0, blur_p=(0.0, 0.0, 0.0), solarize_p=0.0)
+    black = torch.zeros(3, 16, 16, dtype=torch.uint8)
+    for views in _views(_identity_crops(**plain), black, 8):
+        assert all(float(np.abs(v).max()) == 0.0 for v in views)  # off: black stays black
+    sigma = 0.1
+    for views in _views(_identity_crops(**plain, noise_sigma=sigma), black, 64):
+        x = np.stack(views)  # [views, n, C, s, s]
+        assert np.array_equal(x[:, :, 0], x[:, :, 2])  # the channels share the draw
+        assert abs(float(x.mean()) - sigma / math.sqrt(2 * math.pi)) < 0.004
+        assert abs(float((x == 0).mean()) - 0.5) < 0.02 and float(x.min()) >= 0.0
