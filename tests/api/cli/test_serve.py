@@ -78,7 +78,8 @@ def test_serve_runs_jobs_and_stops_its_children_on_sigterm(tmp_path: Path) -> No
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
                 time.sleep(0.5)
             cluster = c.get("/v1/cluster").json()
-        assert len(cluster["orchestrators"]) == 1 and cluster["resources_total"]["CPU"] == 1
+        assert cluster["view"] == "user" and cluster["orchestrators"] == []  # sam: no PIDs
+        assert cluster["orchestrators_alive"] == 1 and cluster["resources_total"]["CPU"] == 1
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any("orchestrator" in " ".join(p.cmdline()) for p in children)
         assert any("raylet" in " ".join(p.cmdline()) for p in children)
