@@ -1,16 +1,56 @@
-"""What is for admins, through a real server: ``/metrics`` (every user's job counts) for
-admins only; ``/v1/cluster`` in full for admins, without hosts, PIDs or addresses for plain
-users."""
+"""What is public and what is for admins, through a real server: the docs without a token
+only while ``DINO_PUBLIC_DOCS`` is on; ``/metrics`` (every user's job counts) for admins;
+``/v1/cluster`` in full for admins, without hosts, PIDs or addresses for plain users."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from api.server.settings import ApiSettings
 from orchestrator import registry
 from tests.api.conftest import Server, running_server
 from tests.api.helpers import tiny
+
+DOCS = ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
+
+
+@pytest.fixture(scope="module")
+def closed(api_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with ``public_docs`` off (what the deploy files set)."""
+    db_path = tmp_path_factory.mktemp("closed") / "api.db"
+    with running_server(db_path, api_home / "datasets", public_docs=False) as srv:
+        yield srv
+
+
+def test_docs_need_a_token_when_not_public(closed: Server) -> None:
+    with closed.client() as anon, closed.client("alice") as alice:
+        for path in DOCS:
+            r = anon.get(path)
+            assert r.status_code == 401, (path, r.text)
+            assert r.headers["content-type"] == "application/problem+json"
+            assert r.headers["www-authenticate"].startswith("Bearer")
+            assert alice.get(path).status_code == 200, path
+        schema = alice.get("/openapi.json").json()
+        page = alice.get("/docs").text
+        assert "swagger-ui-bundle.js" in page  # still the assets this server serves
+        assert alice.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 200
+    assert "/v1/jobs" in schema["paths"] and not set(DOCS) & set(schema["paths"])
+
+
+def test_public_docs_is_the_embedded_default_and_read_from_the_environment(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with server.client() as anon:
+        assert [anon.get(p).status_code for p in DOCS] == [200] * len(DOCS)
+    assert ApiSettings.from_env().public_docs is True
+    monkeypatch.setenv("DINO_PUBLIC_DOCS", "false")
+    assert ApiSettings.from_env().public_docs is False
+    monkeypatch.setenv("DINO_PUBLIC_DOCS", "maybe")
+    with pytest.raises(ValueError, match="public_docs"):
+        ApiSettings.from_env()
 
 
 def test_metrics_are_for_admins(server: Server) -> None:
