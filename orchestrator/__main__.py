@@ -9,6 +9,8 @@ import argparse
 import logging
 import threading
 
+from orchestrator.home_lock import LocalRayLockedError
+from orchestrator.lifeline import die_with_parent
 from orchestrator.loop import run_orchestrator
 from orchestrator.settings import OrchestratorSettings
 
@@ -20,6 +22,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-cpus", type=int, help="CPUs of a local Ray")
     parser.add_argument("--job-fn", help="'module:function' run per attempt (tests)")
     parser.add_argument("--poll-interval-s", type=float)
+    parser.add_argument(
+        "--parent-pid", type=int, help="stop (and stop the local Ray) when this process exits"
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -32,7 +37,13 @@ def main(argv: list[str] | None = None) -> None:
         job_fn=args.job_fn,
         poll_interval_s=args.poll_interval_s,
     )
-    run_orchestrator(threading.Event(), settings, handle_signals=True)
+    stop = threading.Event()
+    if args.parent_pid is not None:
+        die_with_parent(args.parent_pid, stop.set)
+    try:
+        run_orchestrator(stop, settings, handle_signals=True)
+    except LocalRayLockedError as err:
+        raise SystemExit(f"orchestrator: {err}") from None
 
 
 if __name__ == "__main__":

@@ -7,10 +7,8 @@ import signal
 import threading
 from types import FrameType
 
-import ray
-
-from orchestrator.db import open_database
-from orchestrator.ray_cluster import connect
+from orchestrator.db import Database, open_database
+from orchestrator.ray_cluster import connect, reserve_local_ray
 from orchestrator.scheduler import Scheduler
 from orchestrator.settings import OrchestratorSettings
 from worker.env import apply_worker_env
@@ -40,26 +38,34 @@ def run_orchestrator(
 
     With ``RAY_ADDRESS``/``settings.ray_address`` the jobs' detached actors keep running after
     this returns, and the next orchestrator re-attaches to them. With a local Ray started
-    here, running jobs are requeued (without counting a failure) and Ray is shut down.
+    here (one per ``DINO_HOME``: :mod:`orchestrator.home_lock`), running jobs are requeued
+    (without counting a failure) and Ray is shut down with every process it spawned.
     ``handle_signals`` (main thread only): SIGTERM/SIGINT set ``stop_event``.
     """
     apply_worker_env()  # before MLflow is imported or a local Ray starts
     cfg = settings or OrchestratorSettings.from_env()
-    db = open_database(cfg.database_url)
-    if cfg.mlflow_setup:  # before any job: a fresh sqlite store is migrated once, here
-        prepare_tracking_store(cfg.resolved_tracking_uri())
-    owns_ray = connect(cfg)
-    if handle_signals:
-        _stop_on_signals(stop_event)
-    scheduler = Scheduler(db, cfg)
-    log.info("orchestrator %s scheduling jobs from %s", scheduler.id, db.display_url())
+    local_ray = reserve_local_ray(cfg)  # first: a second one on this DINO_HOME stops here
+    db: Database | None = None
+    scheduler: Scheduler | None = None
     try:
+        db = open_database(cfg.database_url)
+        if cfg.mlflow_setup:  # before any job: a fresh sqlite store is migrated once, here
+            prepare_tracking_store(cfg.resolved_tracking_uri())
+        connect(cfg, local_ray)
+        if handle_signals:
+            _stop_on_signals(stop_event)
+        scheduler = Scheduler(db, cfg)
+        log.info("orchestrator %s scheduling jobs from %s", scheduler.id, db.display_url())
         scheduler.start()
         while not stop_event.is_set():
             scheduler.tick()
     finally:
-        scheduler.stop(owns_ray=owns_ray)
-        if owns_ray:
-            ray.shutdown()
-        db.dispose()
-        log.info("orchestrator %s stopped", scheduler.id)
+        try:
+            if scheduler is not None:
+                scheduler.stop(owns_ray=local_ray is not None)
+        finally:
+            if local_ray is not None:  # also when ray.init was interrupted (SIGTERM)
+                local_ray.shutdown()
+            if db is not None:
+                db.dispose()
+        log.info("orchestrator %s stopped", scheduler.id if scheduler else "(not started)")

@@ -9,20 +9,34 @@ import ray
 from ray._private import state as ray_state  # DeveloperAPI: per-node free/total resources
 
 from orchestrator.capacity import Bundle, Capacity, add_into
+from orchestrator.home_lock import lock_local_ray
+from orchestrator.local_ray import LocalRay
 from orchestrator.settings import OrchestratorSettings
+from worker.deployment import dino_home
 from worker.env import worker_env
 
 log = logging.getLogger(__name__)
 
 
-def connect(settings: OrchestratorSettings) -> bool:
-    """Connect this process to Ray; returns True when it started (and so owns) a local Ray.
+def reserve_local_ray(settings: OrchestratorSettings) -> LocalRay | None:
+    """``DINO_HOME``'s lock (:mod:`orchestrator.home_lock`) when this process is to start its
+    own local Ray (no address, not connected yet), taken before anything else the process
+    does; another live orchestrator with its own local Ray there: :class:`LocalRayLockedError`.
+    """
+    if ray.is_initialized() or settings.resolved_ray_address():
+        return None
+    return LocalRay(lock_local_ray(dino_home()))
 
-    With an address: join that cluster. Without: start a local Ray with ``settings.num_cpus``
-    (no dashboard, worker logs not forwarded). Already connected: reuse the connection.
+
+def connect(settings: OrchestratorSettings, local: LocalRay | None) -> None:
+    """Connect this process to Ray.
+
+    With an address: join that cluster. Without: start the local Ray that ``local``
+    (:func:`reserve_local_ray`) holds the lock for, with ``settings.num_cpus`` (no dashboard,
+    worker logs not forwarded). Already connected: reuse the connection.
     """
     if ray.is_initialized():
-        return False
+        return
     address = settings.resolved_ray_address()
     common: dict[str, Any] = {
         "namespace": settings.namespace,
@@ -35,7 +49,9 @@ def connect(settings: OrchestratorSettings) -> bool:
     if address:
         log.info("connecting to the Ray cluster at %s", address)
         ray.init(address=address, **common)
-        return False
+        return
+    if local is None:
+        raise ValueError("a local Ray needs DINO_HOME's lock: call reserve_local_ray first")
     log.info("starting a local Ray (num_cpus=%s)", settings.num_cpus or "all")
     ray.init(
         num_cpus=settings.num_cpus,
@@ -43,7 +59,6 @@ def connect(settings: OrchestratorSettings) -> bool:
         include_dashboard=False,
         **common,
     )
-    return True
 
 
 def _alive_nodes() -> list[dict[str, Any]]:

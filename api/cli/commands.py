@@ -247,7 +247,8 @@ def cancel(obj_id: Annotated[str, typer.Argument(help="job-... or grid-... id")]
 
 
 def cluster() -> None:
-    """Ray nodes, resources used and free, queue length."""
+    """Ray nodes, resources used and free, queue length (admins: every job, hosts and PIDs;
+    users: their own jobs)."""
     info = _client_call(lambda c: c.cluster())
     q = info["queue"]
     console.print(
@@ -255,6 +256,8 @@ def cluster() -> None:
         f"pretraining, {q['backing_off']} backing off; jobs by state: {q['jobs_by_state']}"
     )
     alive = ", ".join(f"{o['id']} ({o['hostname']}:{o['pid']})" for o in info["orchestrators"])
+    if not alive and info["orchestrators_alive"]:  # a plain user's view names no process
+        alive = f"{info['orchestrators_alive']} alive"
     console.print(f"orchestrators: {alive or 'none alive (is `dino serve` running?)'}")
     table = Table(title=f"Ray resources (reported {info['reported_at'] or 'never'})")
     for col in ("resource", "total", "used", "free"):

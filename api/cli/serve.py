@@ -5,7 +5,9 @@ processes in their own sessions; on Ctrl-C or SIGTERM uvicorn stops serving, the
 gets SIGTERM by PID and, if still alive after its grace period, SIGKILL together with its
 descendants (a local Ray's raylet and gcs ignore SIGTERM). If the orchestrator exits on its
 own, ``dino serve`` stops the same way and exits with status 1 (an API that queues jobs no
-one runs would hide the failure).
+one runs would hide the failure), printing the last line of its log. If ``dino serve``
+itself is killed (``kill -9``), the orchestrator notices (``--parent-pid``:
+:mod:`orchestrator.lifeline`) and stops with its local Ray.
 """
 
 from __future__ import annotations
@@ -90,6 +92,17 @@ def stop_child(child: Child) -> int | None:
     return proc.returncode
 
 
+def last_line(log_path: Path) -> str:
+    """``: <the log's last non-empty line>`` (why a child exited, usually), or ``""``."""
+    try:
+        with log_path.open("rb") as f:
+            f.seek(max(f.seek(0, os.SEEK_END) - 4096, 0))
+            lines = [ln for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return f": {lines[-1].strip()}" if lines else ""
+
+
 def watch_child(
     child: Child, stopping: threading.Event, on_exit: Callable[[], None] | None = None
 ) -> None:
@@ -103,7 +116,7 @@ def watch_child(
         if not stopping.is_set():
             print(
                 f"dino serve: the {child.name} (pid {child.proc.pid}) exited with code {code}; "
-                f"see {child.log_path}",
+                f"see {child.log_path}{last_line(child.log_path)}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -117,6 +130,7 @@ def orchestrator_args(
     database_url: str, num_cpus: int | None, ray_address: str | None, job_fn: str | None
 ) -> list[str]:
     args = [sys.executable, "-m", "orchestrator", "--database-url", database_url]
+    args += ["--parent-pid", str(os.getpid())]  # it stops when this process dies
     if num_cpus is not None:
         args += ["--num-cpus", str(num_cpus)]
     if ray_address:

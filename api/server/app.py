@@ -10,6 +10,7 @@ from fastapi_offline import FastAPIOffline
 
 from api.server.body_limit import BodyLimitMiddleware
 from api.server.deps import no_unknown_query
+from api.server.docs import DOCS_URL, REDOC_URL, require_token_for_docs
 from api.server.problems import install_problem_handlers
 from api.server.routes_grids import router as grids_router
 from api.server.routes_jobs import router as jobs_router
@@ -20,8 +21,10 @@ from orchestrator.db import Database, open_database
 
 DESCRIPTION = """\
 Submit DINO pretraining and evaluation jobs and ablation grids, follow them, read the
-ablation table. Every route except `/healthz` needs `Authorization: Bearer <token>` (create
-one with `dino token create USER`). Errors are `application/problem+json` (RFC 9457) with an
+ablation table. Every route except `/healthz` (and these docs, unless the server sets
+`DINO_PUBLIC_DOCS=false`) needs `Authorization: Bearer <token>` (create one with
+`dino token create USER`); `/v1/cluster` shows the Ray details and `/metrics` every user's
+counts to admins only. Errors are `application/problem+json` (RFC 9457) with an
 `errors` list naming each invalid field (`body.config.loss.teacher_temp`).
 """
 
@@ -46,6 +49,8 @@ def create_app(settings: ApiSettings | None = None, db: Database | None = None) 
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(no_unknown_query)],
+        docs_url=DOCS_URL,
+        redoc_url=REDOC_URL,
     )
     app.state.db = database
     app.state.settings = cfg
@@ -54,4 +59,6 @@ def create_app(settings: ApiSettings | None = None, db: Database | None = None) 
     app.include_router(system_router)
     app.include_router(jobs_router)
     app.include_router(grids_router)
+    if not cfg.public_docs:
+        require_token_for_docs(app)
     return app

@@ -2,7 +2,8 @@
 
 A token is ``dino_`` + 43 URL-safe characters (256 random bits); only its hash is stored, so
 it is shown once when created. Every route except ``/healthz`` depends on
-:func:`current_user`: no or unknown token -> 401 with ``WWW-Authenticate: Bearer``.
+:func:`current_user`: no or unknown token -> 401 with ``WWW-Authenticate: Bearer``; admin-only
+routes on :func:`admin_user` (a plain user's token -> 403).
 """
 
 from __future__ import annotations
@@ -81,3 +82,18 @@ def current_user(
 
 
 CurrentUser = Annotated[UserView, Depends(current_user)]
+
+
+def admin_user(user: CurrentUser) -> UserView:
+    """The caller, if an admin; a plain user gets 403 (the route exists, it is not theirs)."""
+    if user.role != "admin":
+        raise ApiProblem(
+            403,
+            f"this route is for admins and {user.name!r} is a plain user: ask an admin, or "
+            "use an admin token (`dino token create NAME --admin`)",
+            kind="forbidden",
+        )
+    return user
+
+
+AdminUser = Annotated[UserView, Depends(admin_user)]

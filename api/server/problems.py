@@ -4,6 +4,8 @@ Every error the api returns goes through here: our own :class:`ApiProblem`, Fast
 validation (422), Starlette's HTTP errors (404, 405 …), the orchestrator's service errors and
 anything unexpected (500, without internals). ``errors`` names each offending field by its
 path from the top of the request (``body.config.loss.teacher_temp``, ``query.limit``).
+A 405 names in ``Allow`` every method of the path; ``OPTIONS`` on a path that exists is
+answered 204 with that ``Allow`` header (no token needed: routing precedes authentication).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.server.methods import allowed_methods
 from dino_core.config import ConfigError
 from orchestrator.errors import (
     ConflictError,
@@ -141,8 +144,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, ApiProblem)
         return problem_response(exc.problem, exc.headers)
 
-    async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers={"Allow": headers["Allow"]})
         phrase = HTTPStatus(exc.status_code).phrase
         detail = exc.detail if isinstance(exc.detail, str) else phrase
         errors = []
@@ -151,7 +159,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         problem = Problem(
             type="about:blank", title=phrase, status=exc.status_code, detail=detail, errors=errors
         )
-        return problem_response(problem, exc.headers)
+        return problem_response(problem, headers)
 
     async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -23,7 +23,6 @@ from api.server.deps import (
 )
 from api.server.deps import Settings as SettingsDep
 from api.server.problems import ApiProblem
-from api.server.routes_jobs import replayed
 from api.server.schemas import CancelRequest, GridPage, GridSubmission, GridSummary
 from orchestrator import service
 from orchestrator.ablation import grid_results, to_csv
@@ -67,8 +66,7 @@ def submit_grid(
     if dry_run:
         plan = service.plan_grid(body, max_combinations=cap, paths=paths, memory=memory)
         return Response(plan.model_dump_json(), media_type="application/json")
-    again = replayed(db, user, idempotency_key, "grid")
-    grid = service.submit_grid(
+    grid, again = service.submit_grid_with_replay(
         db,
         user,
         body,

@@ -29,19 +29,11 @@ from api.server.schemas import (
     Progress,
 )
 from orchestrator import service
-from orchestrator.schemas import JobView, UserView
+from orchestrator.schemas import JobView
 from worker.contracts import JobKind, JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 JobId = Annotated[str, Path(min_length=1, max_length=ID_MAX, description="job id")]
-
-
-def replayed(db: Db, user: UserView, key: str | None, kind: str) -> bool:
-    """Whether ``key`` already named a ``kind`` submission of ``user`` (for the header)."""
-    if key is None:
-        return False
-    record = service.lookup_idempotency(db, user, key)
-    return record is not None and record.kind == kind
 
 
 @router.post(
@@ -63,8 +55,7 @@ def submit_job(
     """Queue a job. With ``Idempotency-Key`` a retry returns the first job (same id and
     status code); the same key with a different body is a 409. An evaluation's
     ``source_job`` / ``source_checkpoint`` must be one of the caller's jobs (else 404)."""
-    again = replayed(db, user, idempotency_key, "job")
-    job = service.submit_job(
+    job, again = service.submit_job_with_replay(
         db, user, body, idempotency_key=idempotency_key, paths=paths, memory=memory
     )
     response.headers["Location"] = f"/v1/jobs/{job.id}"

@@ -6,7 +6,8 @@ repository's ``shared/data`` (:func:`worker.deployment.dataset_roots`, which the
 hands every job so the worker checks the same roots where it opens the data). Limits
 (``DINO_API_MAX_BODY_BYTES`` …) bound what one request may ask for, so a client cannot make
 the server expand or store unbounded work; ``gpu_memory_gb`` / ``worker_memory_gb`` are what
-a job's training must fit.
+a job's training must fit. ``DINO_PUBLIC_DOCS`` (``true``/``false``) says whether ``/docs``,
+``/redoc`` and ``/openapi.json`` answer without a token (:mod:`api.server.docs`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS, MAX_COMBINATIONS_
 from worker.deployment import dataset_roots
 
 DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
+PUBLIC_DOCS = "DINO_PUBLIC_DOCS"
 
 
 class ApiSettings(BaseModel):
@@ -51,10 +53,16 @@ class ApiSettings(BaseModel):
     )
     mlflow_ui_url: str = Field(DEFAULT_MLFLOW_UI_URL, description="base of MLflow run links")
     events_per_job: int = Field(200, ge=1, le=1000, description="events shown in job detail")
+    public_docs: bool = Field(
+        True,
+        description="/docs, /redoc, /openapi.json without a token (DINO_PUBLIC_DOCS); "
+        "the schema is the open-source code's, the deploy files turn this off",
+    )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ApiSettings:
-        """Fields from ``DINO_API_*`` (``DINO_MLFLOW_UI_URL`` also works), then ``overrides``."""
+        """Fields from ``DINO_API_*`` (``DINO_MLFLOW_UI_URL`` and ``DINO_PUBLIC_DOCS`` also
+        work), then ``overrides``."""
         values: dict[str, Any] = {}
         for name in cls.model_fields:
             if name == "dataset_roots":
@@ -62,9 +70,10 @@ class ApiSettings(BaseModel):
             raw = os.environ.get(f"DINO_API_{name.upper()}")
             if raw:
                 values[name] = raw
-        ui = os.environ.get("DINO_MLFLOW_UI_URL")
-        if ui and "mlflow_ui_url" not in values:
-            values["mlflow_ui_url"] = ui
+        for name, var in (("mlflow_ui_url", "DINO_MLFLOW_UI_URL"), ("public_docs", PUBLIC_DOCS)):
+            raw = os.environ.get(var)
+            if raw and name not in values:
+                values[name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
 

@@ -15,6 +15,7 @@ from orchestrator.service.grids import (
     list_grids,
     plan_grid,
     submit_grid,
+    submit_grid_with_replay,
 )
 from orchestrator.service.idempotency import lookup_idempotency
 from orchestrator.service.jobs import (
@@ -24,6 +25,7 @@ from orchestrator.service.jobs import (
     job_events,
     list_jobs,
     submit_job,
+    submit_job_with_replay,
 )
 from orchestrator.service.runnable import MemoryPolicy, PathPolicy, largest_node_memory
 from orchestrator.service.stats import cluster_info, queue_stats
@@ -63,5 +65,7 @@ __all__ = [
     "queue_stats",
     "rotate_token",
     "submit_grid",
+    "submit_grid_with_replay",
     "submit_job",
+    "submit_job_with_replay",
 ]

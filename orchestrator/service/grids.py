@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import TypedDict, Unpack
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -55,7 +56,27 @@ def plan_grid(
     return plan.view()
 
 
+class GridSubmitOptions(TypedDict, total=False):
+    """The keyword options of :func:`submit_grid_with_replay`."""
+
+    idempotency_key: str | None
+    max_combinations: int
+    paths: PathPolicy | None
+    memory: MemoryPolicy | None
+
+
 def submit_grid(
+    db: Database, user: UserView, request: GridRequest, **options: Unpack[GridSubmitOptions]
+) -> GridView:
+    """Check the request once (:func:`check_grid`), then store the grid and all its jobs.
+
+    Raises :class:`GridValidationError` (every invalid field: combination, cap, options,
+    paths outside ``paths``) before anything is stored.
+    """
+    return submit_grid_with_replay(db, user, request, **options)[0]
+
+
+def submit_grid_with_replay(
     db: Database,
     user: UserView,
     request: GridRequest,
@@ -64,12 +85,9 @@ def submit_grid(
     max_combinations: int = DEFAULT_MAX_COMBINATIONS,
     paths: PathPolicy | None = None,
     memory: MemoryPolicy | None = None,
-) -> GridView:
-    """Check the request once (:func:`check_grid`), then store the grid and all its jobs.
-
-    Raises :class:`GridValidationError` (every invalid field: combination, cap, options,
-    paths outside ``paths``) before anything is stored.
-    """
+) -> tuple[GridView, bool]:
+    """:func:`submit_grid`, and whether the answer replays an earlier request's grid
+    (``Idempotent-Replayed``)."""
     plan = check_grid(request, max_combinations=max_combinations, paths=paths, memory=memory)
     combos = plan.combinations
     runs = plan.runs()
@@ -148,8 +166,8 @@ def submit_grid(
             add_evals(session, pretrain, config, request.evals, evals_res, now, job_options)
         return grid.id
 
-    grid_id = run_idempotent(db, user, idempotency_key, "grid", request_hash(request), create)
-    return get_grid(db, user, grid_id)
+    made = run_idempotent(db, user, idempotency_key, "grid", request_hash(request), create)
+    return get_grid(db, user, made.object_id), made.replayed
 
 
 def _status(counts: Counter[str]) -> GridStatus:

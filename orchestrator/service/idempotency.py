@@ -2,11 +2,14 @@
 
 The unique constraint on (user_id, key) decides races: of two concurrent submits only one
 insert commits; the other rolls back its job/grid rows and returns the winner's object.
+Which of them replayed is known only here, after the insert (a look-up before it races), so
+:func:`run_idempotent` says so in its result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import select
@@ -20,6 +23,14 @@ from orchestrator.schemas import IdempotencyRecord, UserView
 
 Kind = Literal["job", "grid"]
 MAX_KEY_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class Created:
+    """The id a submit answers with; ``replayed``: an earlier request with the key made it."""
+
+    object_id: str
+    replayed: bool = False
 
 
 def lookup_idempotency(db: Database, user: UserView, key: str) -> IdempotencyRecord | None:
@@ -55,18 +66,18 @@ def run_idempotent(
     kind: Kind,
     digest: str,
     create: Callable[[Session], str],
-) -> str:
+) -> Created:
     """Run ``create`` (which returns the new object's id) at most once per (user, key)."""
     if key is None:
         with db.session() as s:
-            return create(s)
+            return Created(create(s))
     if not 0 < len(key) <= MAX_KEY_LENGTH:
         raise ValueError(f"idempotency key must have 1 to {MAX_KEY_LENGTH} characters")
     try:
         with db.session() as s:
             found = _existing(s, user.id, key, kind, digest)
             if found is not None:
-                return found
+                return Created(found, replayed=True)
             object_id = create(s)
             s.add(
                 IdempotencyKey(
@@ -79,10 +90,10 @@ def run_idempotent(
                 )
             )
             s.flush()
-            return object_id
-    except IntegrityError:
+        return Created(object_id)
+    except IntegrityError:  # a concurrent request with the key committed first: its object
         with db.session() as s:
             found = _existing(s, user.id, key, kind, digest)
         if found is None:
             raise
-        return found
+        return Created(found, replayed=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -23,14 +25,16 @@ from worker.contracts import CANCELLED, QUEUED, RUNNING, STATES
 MAX_PAGE = 1000
 
 
+class JobSubmitOptions(TypedDict, total=False):
+    """The keyword options of :func:`submit_job_with_replay`."""
+
+    idempotency_key: str | None
+    paths: PathPolicy | None
+    memory: MemoryPolicy | None
+
+
 def submit_job(
-    db: Database,
-    user: UserView,
-    request: JobRequest,
-    *,
-    idempotency_key: str | None = None,
-    paths: PathPolicy | None = None,
-    memory: MemoryPolicy | None = None,
+    db: Database, user: UserView, request: JobRequest, **options: Unpack[JobSubmitOptions]
 ) -> JobView:
     """Check the request once (:func:`check_job`), then queue the job (plus any requested
     eval jobs). An evaluation's source must be one of ``user``'s jobs
@@ -40,6 +44,20 @@ def submit_job(
     :class:`NotFoundError` for a source job the user may not see and
     :class:`IdempotencyConflictError` when the key was used for a different request.
     """
+    return submit_job_with_replay(db, user, request, **options)[0]
+
+
+def submit_job_with_replay(
+    db: Database,
+    user: UserView,
+    request: JobRequest,
+    *,
+    idempotency_key: str | None = None,
+    paths: PathPolicy | None = None,
+    memory: MemoryPolicy | None = None,
+) -> tuple[JobView, bool]:
+    """:func:`submit_job`, and whether the answer replays an earlier request's job
+    (``Idempotent-Replayed``)."""
     plan = check_job(request, paths=paths, memory=memory)
     config = plan.config
 
@@ -74,8 +92,8 @@ def submit_job(
         )
         return job.id
 
-    job_id = run_idempotent(db, user, idempotency_key, "job", request_hash(request), create)
-    return get_job(db, user, job_id)
+    made = run_idempotent(db, user, idempotency_key, "job", request_hash(request), create)
+    return get_job(db, user, made.object_id), made.replayed
 
 
 def get_job(db: Database, user: UserView, job_id: str) -> JobView:

@@ -40,20 +40,23 @@ def latency_stats(values: list[float]) -> LatencyStats:
     )
 
 
-def queue_stats(db: Database) -> QueueStats:
+def queue_stats(db: Database, owner_id: str | None = None) -> QueueStats:
     """Queue length (ready now), jobs blocked on dependencies or back-off, jobs by state, and
-    the latency from QUEUED to claimed over the last :data:`LATENCY_WINDOW` attempts."""
+    the latency from QUEUED to claimed over the last :data:`LATENCY_WINDOW` attempts; of
+    every job, or of ``owner_id``'s only."""
     now = utcnow()
     dep = aliased(Job)
+    mine = [Job.owner_id == owner_id] if owner_id is not None else []
     with db.session() as s:
         by_state: dict[str, int] = dict.fromkeys(STATES, 0)
-        for status, n in s.execute(select(Job.status, func.count()).group_by(Job.status)):
+        counts = select(Job.status, func.count()).where(*mine).group_by(Job.status)
+        for status, n in s.execute(counts):
             by_state[status] = int(n)
         queued = (
             select(func.count())
             .select_from(Job)
             .outerjoin(dep, Job.depends_on == dep.id)
-            .where(Job.status == QUEUED)
+            .where(Job.status == QUEUED, *mine)
         )
         waiting = s.scalar(queued.where(Job.depends_on.is_not(None), dep.status != SUCCEEDED))
         backing = s.scalar(queued.where(Job.not_before.is_not(None), Job.not_before > now))
@@ -63,11 +66,10 @@ def queue_stats(db: Database) -> QueueStats:
                 or_(Job.not_before.is_(None), Job.not_before <= now),
             )
         )
-        pairs = s.execute(
-            select(Attempt.queued_at, Attempt.claimed_at)
-            .order_by(Attempt.id.desc())
-            .limit(LATENCY_WINDOW)
-        ).all()
+        attempts = select(Attempt.queued_at, Attempt.claimed_at)
+        if owner_id is not None:
+            attempts = attempts.join(Job, Attempt.job_id == Job.id).where(*mine)
+        pairs = s.execute(attempts.order_by(Attempt.id.desc()).limit(LATENCY_WINDOW)).all()
     latencies = [max((c - q).total_seconds(), 0.0) for q, c in pairs]
     return QueueStats(
         queue_length=int(ready or 0),

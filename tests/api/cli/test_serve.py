@@ -4,6 +4,7 @@ child process behind."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -78,7 +79,8 @@ def test_serve_runs_jobs_and_stops_its_children_on_sigterm(tmp_path: Path) -> No
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
                 time.sleep(0.5)
             cluster = c.get("/v1/cluster").json()
-        assert len(cluster["orchestrators"]) == 1 and cluster["resources_total"]["CPU"] == 1
+        assert cluster["view"] == "user" and cluster["orchestrators"] == []  # sam: no PIDs
+        assert cluster["orchestrators_alive"] == 1 and cluster["resources_total"]["CPU"] == 1
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any("orchestrator" in " ".join(p.cmdline()) for p in children)
         assert any("raylet" in " ".join(p.cmdline()) for p in children)
@@ -123,3 +125,74 @@ def test_serve_exits_with_an_error_when_its_orchestrator_dies(tmp_path: Path) ->
     psutil.wait_procs([p for p in children if p.is_running()], timeout=10)
     alive = _left_running(children)
     assert alive == [], [p.cmdline() for p in alive]
+
+
+RAY_PARTS = ("raylet", "gcs_server", "dashboard/agent.py", "runtime_env/agent/main.py")
+
+
+def _tree_with_ray(proc: subprocess.Popen[str], log: Path) -> list[psutil.Process]:
+    """``dino serve``'s process tree once its orchestrator's local Ray is fully up."""
+    deadline = time.monotonic() + 300
+    while True:
+        tree = psutil.Process(proc.pid).children(recursive=True)
+        lines = [" ".join(p.cmdline()) for p in tree if p.is_running()]
+        if all(any(part in line for line in lines) for part in RAY_PARTS):
+            return tree
+        assert time.monotonic() < deadline, (lines, log.read_text()[-3000:])
+        time.sleep(0.5)
+
+
+def _second_orchestrator(home: Path) -> str:
+    """``python -m orchestrator`` with its own local Ray on ``home``: must refuse, and fast."""
+    env = dict(os.environ, DINO_HOME=str(home), PYTHONPATH=str(REPO))
+    env.pop("RAY_ADDRESS", None)
+    second = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "--num-cpus", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        out, _ = second.communicate(timeout=300)  # imports take minutes on a loaded host
+    except subprocess.TimeoutExpired:  # it runs: stop it as dino serve would (its Ray too)
+        second.send_signal(signal.SIGTERM)
+        out, _ = second.communicate(timeout=90)
+        raise AssertionError(f"a second orchestrator started on {home}:\n{out[-3000:]}") from None
+    assert second.returncode == 1, out
+    assert "Traceback" not in out and "raylet" not in out, out  # refused before any Ray
+    return out
+
+
+def test_sigkill_of_serve_stops_its_orchestrator_and_ray_and_one_home_has_one(
+    tmp_path: Path,
+) -> None:
+    """``kill -9`` of the ``dino serve`` PID alone: its orchestrator sees the parent die and
+    stops with every process of its local Ray (raylet, gcs, DashboardAgent,
+    RuntimeEnvAgent). While it ran, a second orchestrator with its own local Ray on the same
+    DINO_HOME refused to start, naming the first one's PID."""
+    proc, home, log, url = _start_serve(tmp_path)
+    tree: list[psutil.Process] = []
+    try:
+        _wait_healthy(url, proc, log)
+        tree = _tree_with_ray(proc, log)
+        orch = next(p for p in tree if "-m orchestrator" in " ".join(p.cmdline()))
+        out = _second_orchestrator(home)
+        assert f"another orchestrator (pid {orch.pid})" in out, out
+        proc.kill()  # SIGKILL: dino serve runs none of its clean-up
+        proc.wait(30)
+        deadline = time.monotonic() + 120
+        while (alive := _left_running(tree)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert alive == [], [p.cmdline() for p in alive]
+    finally:  # whatever this test started and the code under test left running
+        if proc.poll() is None:
+            tree += psutil.Process(proc.pid).children(recursive=True)
+            proc.kill()
+            proc.wait(30)
+        for p in _left_running(tree):
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+    text = (home / "logs" / "orchestrator.log").read_text()  # the watch or the kernel's SIGTERM
+    assert f"parent process {proc.pid} is gone" in text or "signal 15" in text, text[-3000:]

@@ -74,11 +74,15 @@ def test_100_concurrent_submissions_make_100_grids(server: Server) -> None:
 
 
 def test_concurrent_retries_with_one_key_make_one_grid(server: Server) -> None:
+    """Exactly one of 30 concurrent copies creates the grid; the 29 others say they replayed
+    it (decided by the insert that wins, not by a look-up before it that all copies pass)."""
     token = server.add_user("leo")
     with ThreadPoolExecutor(max_workers=32) as pool:
         responses = list(pool.map(lambda _: _post(server, token, "same", "once"), range(30)))
     assert {r.status_code for r in responses} == {201}
     assert len({r.json()["id"] for r in responses}) == 1
+    flags = sorted(r.headers.get("idempotent-replayed", "-") for r in responses)
+    assert flags == ["-"] + ["true"] * 29, flags
     assert len(_grids(server, "leo")) == 1
     with server.client("leo") as c:
         assert len(c.get("/v1/jobs", params={"limit": 1000}).json()["items"]) == 4

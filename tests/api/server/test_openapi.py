@@ -53,12 +53,12 @@ def _samples(text: str) -> dict[str, float]:
 
 def test_metrics_count_jobs_by_state(server: Server) -> None:
     server.add_user("mia")
-    with server.client("mia") as c:
-        before = _samples(c.get("/metrics").text)
+    with server.client("mia") as c, server.client("root") as admin:
+        before = _samples(admin.get("/metrics").text)
         grid = c.post("/v1/grids", json=grid_body("metrics")).json()
         first = next(j for j in grid["jobs"] if j["kind"] == "pretrain")
         c.post(f"/v1/jobs/{first['id']}/cancel")
-        r = c.get("/metrics")
+        r = admin.get("/metrics")
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
     assert "# TYPE dino_scheduling_latency_seconds histogram" in r.text
     after = _samples(r.text)
@@ -76,7 +76,7 @@ def test_metrics_count_jobs_by_state(server: Server) -> None:
 
 
 def test_metrics_speak_openmetrics_when_the_scraper_asks(server: Server) -> None:
-    with server.client("alice") as c:
+    with server.client("root") as c:
         om = c.get("/metrics", headers={"Accept": "application/openmetrics-text"})
         odd = c.get("/metrics", headers={"Accept": "application/openmetrics-text; version=x"})
         plain = c.get("/metrics")
@@ -101,11 +101,12 @@ def test_metrics_speak_openmetrics_when_the_scraper_asks(server: Server) -> None
 
 
 def test_health_and_cluster_without_an_orchestrator(server: Server) -> None:
-    with server.client() as anon, server.client("alice") as c:
+    with server.client() as anon, server.client("root") as c:
         health = anon.get("/healthz").json()
         assert health["status"] == "ok" and health["database"] == "ok"
         info = c.get("/v1/cluster").json()
     assert info["orchestrators"] == [] and info["reported_at"] is None
+    assert info["view"] == "admin" and info["orchestrators_alive"] == 0
     assert info["queue"]["jobs_by_state"]["QUEUED"] >= 1
 
 
