@@ -52,6 +52,7 @@ class RayNode:
     mark: str
     address: str
     temp_dir: str | None = None
+    node_manager_port: int = 0
 
 
 def _env(mark: str) -> dict[str, str]:
@@ -68,16 +69,15 @@ def _env(mark: str) -> dict[str, str]:
     return env
 
 
-def _port_args() -> list[str]:
+def _port_args(node_manager_port: int) -> list[str]:
     names = [
-        "--node-manager-port",
         "--object-manager-port",
         "--dashboard-agent-listen-port",
         "--dashboard-agent-grpc-port",
         "--metrics-export-port",
         "--runtime-env-agent-port",
     ]
-    return [f"{n}={free_port()}" for n in names]
+    return [f"--node-manager-port={node_manager_port}"] + [f"{n}={free_port()}" for n in names]
 
 
 def _run(args: list[str], mark: str) -> None:
@@ -103,11 +103,11 @@ def start_head(num_cpus: int, resources: dict[str, float] | None = None) -> RayN
         "--include-dashboard=false",
         "--disable-usage-stats",
         f"--ray-client-server-port={free_port()}",
-        *_port_args(),
+        *_port_args(nm_port := free_port()),
     ]
     if resources:
         args.append(f"--resources={json.dumps(resources)}")
-    node = RayNode(mark, f"127.0.0.1:{port}", temp)
+    node = RayNode(mark, f"127.0.0.1:{port}", temp, nm_port)
     try:
         _run(args, mark)
     except BaseException:
@@ -127,15 +127,29 @@ def start_worker(head: RayNode, num_cpus: int, resources: dict[str, float]) -> R
         "--num-gpus=0",
         f"--resources={json.dumps(resources)}",
         "--disable-usage-stats",
-        *_port_args(),
+        *_port_args(nm_port := free_port()),
     ]
-    node = RayNode(mark, head.address)
+    node = RayNode(mark, head.address, node_manager_port=nm_port)
     try:
         _run(args, mark)
     except BaseException:
         kill_node(node)
         raise
     return node
+
+
+def node_id_of(node: RayNode) -> str | None:
+    """The Ray node id of ``node`` while it is alive (this process must be connected)."""
+    import ray
+
+    for n in ray.nodes():
+        if n.get("Alive") and n.get("NodeManagerPort") == node.node_manager_port:
+            return str(n["NodeID"])
+    return None
+
+
+def node_alive(node: RayNode) -> bool:
+    return node_id_of(node) is not None
 
 
 def _has_mark(p: psutil.Process, mark: str | None = None) -> bool:
