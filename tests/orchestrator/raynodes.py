@@ -161,8 +161,20 @@ def _has_mark(p: psutil.Process, mark: str | None = None) -> bool:
 
 
 def kill_node(node: RayNode) -> None:
-    """SIGKILL every process of the node (marked ones and their descendants)."""
-    roots = [p for p in psutil.process_iter() if _has_mark(p, node.mark)]
+    """SIGKILL every process of the node (marked ones and their descendants), scanning again
+    until none is left (a process may be starting while the first scan runs)."""
+    for _ in range(5):
+        if not _kill_marked(node.mark):
+            break
+    shutil.rmtree(f"/tmp/dino-home-{node.mark[:12]}", ignore_errors=True)
+    if node.temp_dir:
+        time.sleep(0.2)
+        shutil.rmtree(node.temp_dir, ignore_errors=True)
+
+
+def _kill_marked(mark: str) -> int:
+    """SIGKILL the processes carrying ``mark`` and their descendants; how many there were."""
+    roots = [p for p in psutil.process_iter() if _has_mark(p, mark)]
     procs: dict[int, psutil.Process] = {}
     for p in roots:
         procs[p.pid] = p
@@ -175,7 +187,4 @@ def kill_node(node: RayNode) -> None:
         with contextlib.suppress(psutil.Error):
             p.send_signal(signal.SIGKILL)
     psutil.wait_procs(list(procs.values()), timeout=10)
-    shutil.rmtree(f"/tmp/dino-home-{node.mark[:12]}", ignore_errors=True)
-    if node.temp_dir:
-        time.sleep(0.2)
-        shutil.rmtree(node.temp_dir, ignore_errors=True)
+    return len(procs)
