@@ -10,13 +10,13 @@ import math
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.db import Database
 from orchestrator.dependencies import cancel_dependents, release_dependents
 from orchestrator.errors import StaleStateError
-from orchestrator.models import Attempt, Job, utcnow
+from orchestrator.models import Attempt, Event, Job, utcnow
 from orchestrator.runner import actor_name
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.states import record_event, transition
@@ -242,6 +242,59 @@ def finish(
             cancel_dependents(s, job, f"pretraining job {job.id} ended {status}")
         _end_attempt(s, job_id, attempt, att_status, error)
         return status
+
+
+NODE_LOST = "node_lost"  # the event kind of a lost node or preemption
+
+
+def requeue_lost_node(
+    db: Database,
+    job_id: str,
+    attempt: int,
+    orchestrator_id: str,
+    settings: OrchestratorSettings,
+    *,
+    node_id: str | None,
+    cause: str,
+) -> JobStatus | None:
+    """The attempt's node died or was preempted: requeue at once without counting a failure
+    (the next attempt resumes from the checkpoint), recording the cause. Past
+    ``settings.max_node_losses`` such losses the attempt counts like any other failure.
+    None when the job is no longer this attempt's."""
+    what = f"attempt {attempt} lost its node {node_id or '(unknown)'}: {cause}"
+    with db.session() as s:
+        job = s.scalars(select(Job).where(_guard(job_id, attempt, orchestrator_id))).first()
+        if job is None:
+            return None
+        losses = s.scalar(
+            select(func.count()).where(Event.job_id == job_id, Event.kind == NODE_LOST)
+        )
+        if cancelled := job.cancel_requested:
+            counted = False
+        else:
+            counted = int(losses or 0) >= settings.max_node_losses
+        note = "counted" if counted else "not counted against max_attempts"
+        data = {"node_id": node_id, "cause": cause, "counted": counted}
+        record_event(s, NODE_LOST, f"{what} ({note})", job_id=job_id, attempt=attempt, data=data)
+        if cancelled:
+            transition(s, job, CANCELLED, f"cancel requested; {what}")
+            cancel_dependents(s, job, f"pretraining job {job.id} was cancelled")
+            new: JobStatus = CANCELLED
+        elif counted:
+            limit = f"more than {settings.max_node_losses} lost nodes"
+            new = _retry_or_fail(s, job, f"{what} ({limit})", what, settings)
+        else:
+            transition(
+                s,
+                job,
+                QUEUED,
+                f"{what}; attempt {attempt + 1} will resume from the checkpoint "
+                f"({job.failed_attempts} of {job.max_attempts} allowed failures used)",
+                values={"attempt": attempt + 1, "claimed_by": None, "queued_at": utcnow()},
+            )
+            new = QUEUED
+        _end_attempt(s, job_id, attempt, LOST, what)
+        return new
 
 
 def cancel_stuck(

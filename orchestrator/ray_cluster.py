@@ -7,6 +7,7 @@ from typing import Any
 
 import ray
 from ray._private import state as ray_state  # DeveloperAPI: per-node free/total resources
+from ray.exceptions import RayActorError
 
 from orchestrator.capacity import Bundle, Capacity, add_into
 from orchestrator.home_lock import lock_local_ray
@@ -59,6 +60,24 @@ def connect(settings: OrchestratorSettings, local: LocalRay | None) -> None:
         include_dashboard=False,
         **common,
     )
+
+
+def node_loss_cause(err: BaseException, node_id: str | None) -> str | None:
+    """Why a job actor died when its node, not the job, is to blame; None otherwise.
+
+    A preemption (Ray's ``RayActorError.preempted``: the node was drained for it) or a node
+    that Ray now lists as dead (``node_id``: where the actor ran). A dead actor on a live
+    node (a killed process, the job's own out-of-memory) is the job's failure.
+    """
+    if isinstance(err, RayActorError) and err.preempted:
+        return "the node was preempted"
+    if not node_id:
+        return None
+    for node in ray.nodes():
+        if node.get("NodeID") == node_id and not node.get("Alive"):
+            why = str(node.get("DeathReasonMessage") or node.get("DeathReason") or "")
+            return why or "Ray lists the node as dead"
+    return None
 
 
 def _alive_nodes() -> list[dict[str, Any]]:

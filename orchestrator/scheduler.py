@@ -27,7 +27,7 @@ from orchestrator.mlflow_parent import (
     publish_results,
 )
 from orchestrator.models import Job
-from orchestrator.ray_cluster import capacity_snapshot, cluster_report
+from orchestrator.ray_cluster import capacity_snapshot, cluster_report, node_loss_cause
 from orchestrator.runner import JobRunner, actor_name
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.specs import actor_options, build_spec
@@ -273,7 +273,13 @@ class Scheduler:
         except ActorUnavailableError:
             return  # transient: ask again next pass
         except RayError as err:
-            self._end(t, failure=f"the Ray actor of attempt {t.attempt} died: {_first_line(err)}")
+            cause = node_loss_cause(err, t.node_id)
+            if cause is not None:
+                self._lost_node(t, cause)
+            else:
+                self._end(
+                    t, failure=f"the Ray actor of attempt {t.attempt} died: {_first_line(err)}"
+                )
             return
         if t.node_id is None:
             t.node_id = str(reply.node_id)
@@ -309,6 +315,17 @@ class Scheduler:
             self.tracked.pop(t.job_id, None)
             return
         self._release(t)
+
+    def _lost_node(self, t: Tracked, cause: str) -> None:
+        status = outcomes.requeue_lost_node(
+            self.db, t.job_id, t.attempt, self.id, self.settings, node_id=t.node_id, cause=cause
+        )
+        if status is None:
+            self.tracked.pop(t.job_id, None)
+            return
+        self._kill_by_handle(t.actor)  # its resources died with the node: no release credit
+        outcomes.mark_released(self.db, t.job_id, t.attempt)
+        self.tracked.pop(t.job_id, None)
 
     def _release(self, t: Tracked) -> None:
         self._kill_by_handle(t.actor)

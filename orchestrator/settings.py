@@ -39,6 +39,12 @@ class OrchestratorSettings(BaseModel):
     cancel_grace_s: float = Field(15.0, ge=0, description="cooperative cancel before ray.kill")
     backoff_base_s: float = Field(10.0, ge=0, description="retry delay after the 1st failure")
     backoff_max_s: float = Field(600.0, ge=0, description="retry delay cap")
+    max_node_losses: int = Field(
+        10,
+        ge=0,
+        description="lost nodes per job that do not count against its max_attempts "
+        "(a job that keeps taking its node down then does)",
+    )
     claim_batch: int = Field(32, ge=1, description="queued jobs examined per pass")
     mlflow_tracking_uri: str | None = Field(
         None, description="None = the deployment's (MLFLOW_TRACKING_URI)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.models import Job
-from worker.contracts import JobSpec, MlflowTarget, Resources
+from worker.contracts import HEAD_NODE, JobSpec, MlflowTarget, Resources
 
 ACTOR_CONCURRENCY = 4  # poll, cancel and spare threads next to the job's own thread
 
@@ -54,6 +54,6 @@ def actor_options(res: Resources, name: str, namespace: str) -> dict[str, Any]:
         opts.update(num_cpus=res.num_cpus, num_gpus=res.num_gpus)
         if res.custom:
             opts["resources"] = dict(res.custom)
-    else:
-        opts["num_cpus"] = 0
+    else:  # on the head node, like Ray Train's controller it starts: a lost worker node
+        opts.update(num_cpus=0, resources=dict(HEAD_NODE))  # never takes the driver along
     return opts

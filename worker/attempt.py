@@ -15,6 +15,7 @@ from worker.contracts import (
     CANCELLED,
     MLFLOW_KILLED,
     MLFLOW_STATUS,
+    RETRIED_FAILURES,
     CancelFn,
     FailureKind,
     JobResult,
@@ -63,9 +64,15 @@ def pretrain_attempt(
     target: RunTarget | None,
     emit: ProgressFn,
     should_cancel: CancelFn | None,
+    *,
+    in_group: bool = False,
 ) -> JobResult:
     """Train ``config`` into ``spec.storage_uri``; ``target`` None = a non-zero rank. Data
-    is read only under ``spec.data_roots`` (checked again when it is opened)."""
+    is read only under ``spec.data_roots`` (checked again when it is opened).
+
+    ``in_group`` (rank 0 of a Ray Train group): an error another try could get past
+    (:data:`RETRIED_FAILURES`) is raised with the run left open, for Ray Train to restore
+    the group; any other ends the run with its FAILED result."""
     if target is None:
         with confined_to(spec.data_roots):
             res = train(config, spec.storage_uri, ())
@@ -103,6 +110,11 @@ def pretrain_attempt(
     except Exception as err:
         after: FailureKind = "runtime" if progress.steps_run else "code"
         result = failed(spec.job_id, err, session.run_id, otherwise=after)
+        if in_group and result.failure in RETRIED_FAILURES:
+            # a lost rank: Ray Train restores the group from the checkpoint, whose rank 0
+            # continues this run; what this rank logged reaches it first
+            session.flush(CLOSE_WAIT_S)
+            raise
     except BaseException:
         session.set_tags({"dino.status": CANCELLED})
         session.close(MLFLOW_KILLED, timeout=10.0)

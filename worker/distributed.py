@@ -8,7 +8,18 @@ through a small :class:`JobChannel` actor, which the calling process drains into
 ``on_progress``; cancellation goes the other way.
 
 Resources are per worker: ``num_cpus``/``num_gpus``/``custom`` of the spec are reserved for
-each of the ``num_workers`` ranks. The calling process itself needs no CPU of its own.
+each of the ``num_workers`` ranks. The calling process itself needs no CPU of its own; it and
+the channel run on the head node (the orchestrator places the job actor there), where Ray
+Train also keeps the group's controller, so losing a worker node never takes them along.
+
+A lost rank (its node died or was preempted, its process was killed, or a collective failed
+after training had started) makes Ray Train restore the group within the attempt: new
+workers, and dino_core resumes from the newest checkpoint in the job's storage, continuing
+the same MLflow run (steps already logged are skipped). Node preemptions are restored
+without limit (Ray's ``max_preemption_failures=-1``), other group failures up to
+:data:`GROUP_RESTARTS` times; then the attempt fails and the orchestrator decides. A failure
+no restart can fix (config, data, code) ends the group at once: rank 0 records the result on
+the channel and every rank of the group Ray Train starts next returns without training.
 """
 
 from __future__ import annotations
@@ -22,10 +33,12 @@ import ray
 from dino_core.config import DinoConfig, build_config
 from worker.contracts import (
     FAILED,
+    HEAD_NODE,
     CancelFn,
     JobResult,
     JobSpec,
     ProgressFn,
+    Warned,
     WorkerEvent,
     event_from_json,
     event_to_json,
@@ -36,9 +49,10 @@ from worker.progress import CANCEL_POLL_S
 
 log = logging.getLogger(__name__)
 DRAIN_INTERVAL_S = 0.2
+GROUP_RESTARTS = 3  # Ray Train FailureConfig.max_failures: lost ranks restored per attempt
 
 
-@ray.remote(num_cpus=0)
+@ray.remote(num_cpus=0, resources=HEAD_NODE)
 class JobChannel:
     """Rank 0 ⇄ caller: progress events one way, the cancel flag and the result the other.
 
@@ -49,6 +63,12 @@ class JobChannel:
         self.events: list[dict[str, Any]] = []
         self.cancel = False
         self.result: dict[str, Any] | None = None
+        self.groups = 0
+
+    def group_started(self) -> int:
+        """Rank 0 of a new group checks in; how many groups this attempt has started."""
+        self.groups += 1
+        return self.groups
 
     def push(self, event: dict[str, Any]) -> None:
         self.events.append(event)
@@ -79,6 +99,8 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
     spec = JobSpec.model_validate(loop_config["spec"])
     config = build_config(spec.config, source=f"job {spec.job_id} config")
     channel = loop_config["channel"]
+    if ray.get(channel.get_result.remote()) is not None:
+        return  # an earlier group of this attempt ended it (Ray Train restarted the group)
     if ray.train.get_context().get_world_rank() != 0:
         pretrain_attempt(spec, config, None, lambda _e: None, None)
         return
@@ -89,8 +111,17 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
     def should_cancel() -> bool:
         return bool(ray.get(channel.cancelled.remote()))
 
+    group = ray.get(channel.group_started.remote())
+    if group > 1:
+        emit(
+            Warned(
+                message=f"Ray Train restored the worker group (group {group} of attempt "
+                f"{spec.attempt}) after it lost a rank; training resumes from the newest "
+                "checkpoint"
+            )
+        )
     target = RunTarget(**loop_config["target"])
-    result = pretrain_attempt(spec, config, target, emit, should_cancel)
+    result = pretrain_attempt(spec, config, target, emit, should_cancel, in_group=True)
     ray.get(channel.set_result.remote(result.model_dump(mode="json")))
     if result.status == FAILED:  # the other ranks may wait in a collective: end the group
         raise RuntimeError(f"rank 0 failed: {result.error}")
@@ -160,7 +191,7 @@ def run_distributed(
         run_config=RunConfig(
             name=f"{spec.job_id}-attempt-{spec.attempt}",
             storage_path=spec.storage_uri.rstrip("/") + "/ray_train",
-            failure_config=FailureConfig(max_failures=0),  # retries are the orchestrator's
+            failure_config=FailureConfig(max_failures=GROUP_RESTARTS),
         ),
     )
     done = threading.Event()

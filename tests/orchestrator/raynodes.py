@@ -52,6 +52,7 @@ class RayNode:
     mark: str
     address: str
     temp_dir: str | None = None
+    node_manager_port: int = 0
 
 
 def _env(mark: str) -> dict[str, str]:
@@ -68,16 +69,15 @@ def _env(mark: str) -> dict[str, str]:
     return env
 
 
-def _port_args() -> list[str]:
+def _port_args(node_manager_port: int) -> list[str]:
     names = [
-        "--node-manager-port",
         "--object-manager-port",
         "--dashboard-agent-listen-port",
         "--dashboard-agent-grpc-port",
         "--metrics-export-port",
         "--runtime-env-agent-port",
     ]
-    return [f"{n}={free_port()}" for n in names]
+    return [f"--node-manager-port={node_manager_port}"] + [f"{n}={free_port()}" for n in names]
 
 
 def _run(args: list[str], mark: str) -> None:
@@ -103,11 +103,11 @@ def start_head(num_cpus: int, resources: dict[str, float] | None = None) -> RayN
         "--include-dashboard=false",
         "--disable-usage-stats",
         f"--ray-client-server-port={free_port()}",
-        *_port_args(),
+        *_port_args(nm_port := free_port()),
     ]
     if resources:
         args.append(f"--resources={json.dumps(resources)}")
-    node = RayNode(mark, f"127.0.0.1:{port}", temp)
+    node = RayNode(mark, f"127.0.0.1:{port}", temp, nm_port)
     try:
         _run(args, mark)
     except BaseException:
@@ -127,15 +127,29 @@ def start_worker(head: RayNode, num_cpus: int, resources: dict[str, float]) -> R
         "--num-gpus=0",
         f"--resources={json.dumps(resources)}",
         "--disable-usage-stats",
-        *_port_args(),
+        *_port_args(nm_port := free_port()),
     ]
-    node = RayNode(mark, head.address)
+    node = RayNode(mark, head.address, node_manager_port=nm_port)
     try:
         _run(args, mark)
     except BaseException:
         kill_node(node)
         raise
     return node
+
+
+def node_id_of(node: RayNode) -> str | None:
+    """The Ray node id of ``node`` while it is alive (this process must be connected)."""
+    import ray
+
+    for n in ray.nodes():
+        if n.get("Alive") and n.get("NodeManagerPort") == node.node_manager_port:
+            return str(n["NodeID"])
+    return None
+
+
+def node_alive(node: RayNode) -> bool:
+    return node_id_of(node) is not None
 
 
 def _has_mark(p: psutil.Process, mark: str | None = None) -> bool:
@@ -147,8 +161,20 @@ def _has_mark(p: psutil.Process, mark: str | None = None) -> bool:
 
 
 def kill_node(node: RayNode) -> None:
-    """SIGKILL every process of the node (marked ones and their descendants)."""
-    roots = [p for p in psutil.process_iter() if _has_mark(p, node.mark)]
+    """SIGKILL every process of the node (marked ones and their descendants), scanning again
+    until none is left (a process may be starting while the first scan runs)."""
+    for _ in range(5):
+        if not _kill_marked(node.mark):
+            break
+    shutil.rmtree(f"/tmp/dino-home-{node.mark[:12]}", ignore_errors=True)
+    if node.temp_dir:
+        time.sleep(0.2)
+        shutil.rmtree(node.temp_dir, ignore_errors=True)
+
+
+def _kill_marked(mark: str) -> int:
+    """SIGKILL the processes carrying ``mark`` and their descendants; how many there were."""
+    roots = [p for p in psutil.process_iter() if _has_mark(p, mark)]
     procs: dict[int, psutil.Process] = {}
     for p in roots:
         procs[p.pid] = p
@@ -161,7 +187,4 @@ def kill_node(node: RayNode) -> None:
         with contextlib.suppress(psutil.Error):
             p.send_signal(signal.SIGKILL)
     psutil.wait_procs(list(procs.values()), timeout=10)
-    shutil.rmtree(f"/tmp/dino-home-{node.mark[:12]}", ignore_errors=True)
-    if node.temp_dir:
-        time.sleep(0.2)
-        shutil.rmtree(node.temp_dir, ignore_errors=True)
+    return len(procs)

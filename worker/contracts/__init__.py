@@ -19,7 +19,7 @@ from worker.contracts.events import (
     event_to_json,
 )
 from worker.contracts.poll import PollReply
-from worker.contracts.spec import JobResult, JobSpec, MlflowTarget, Resources
+from worker.contracts.spec import HEAD_NODE, JobResult, JobSpec, MlflowTarget, Resources
 from worker.contracts.status import (
     ABANDONED,
     BASELINES,
@@ -65,6 +65,7 @@ __all__ = [
     "FAILED",
     "GRID_DONE",
     "GRID_FINISHED",
+    "HEAD_NODE",
     "JOB_KINDS",
     "LOST",
     "MLFLOW_FAILED",

@@ -6,11 +6,15 @@ JSON. The worker never imports the orchestrator: progress goes out through a cal
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.contracts.status import PRETRAIN, EndStatus, FailureKind, JobKind
+
+# What places an actor on Ray's head node: a sliver of the head's marker resource
+# (ray._common.constants.HEAD_NODE_RESOURCE_NAME; Ray Train places its state actor the same way).
+HEAD_NODE: Final[dict[str, float]] = {"node:__internal_head__": 0.001}
 
 
 class Resources(BaseModel):
