@@ -40,6 +40,7 @@ def add_job(
     axis_values: dict[str, Any] | None = None,
     depends_on: str | None = None,
     source_checkpoint: str | None = None,
+    until_epoch: int | None = None,
 ) -> Job:
     """Insert one QUEUED job (flushed, so dependents may reference it) and its event."""
     job_id = new_id("job")
@@ -62,6 +63,7 @@ def add_job(
         tags=dict(tags or {}),
         storage_uri=storage_uri_for(job_id),
         source_checkpoint=source_checkpoint,
+        until_epoch=until_epoch,
         attempt=1,
         failed_attempts=0,
         max_attempts=max_attempts,

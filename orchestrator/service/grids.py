@@ -12,7 +12,7 @@ from dino_core.eval.baseline_key import baseline_key
 from orchestrator.db import Database
 from orchestrator.errors import StaleStateError
 from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS
-from orchestrator.models import Grid, Job, new_id, utcnow
+from orchestrator.models import Grid, Job, RungDecision, new_id, utcnow
 from orchestrator.schemas import EvalCell, GridPlanView, GridRequest, GridRow, GridView, UserView
 from orchestrator.service._build import add_evals, add_job, eval_resources
 from orchestrator.service._common import job_view, load_grid, request_hash, scoped
@@ -24,9 +24,11 @@ from orchestrator.states import record_event
 from worker.contracts import (
     BASELINES,
     GRID_FINISHED,
+    PAUSED,
     PRETRAIN,
     QUEUED,
     RUNNING,
+    STOPPED_EARLY,
     SUCCEEDED,
     TERMINAL,
     GridStatus,
@@ -75,6 +77,7 @@ def submit_grid(
     runs = plan.runs()
     evals_res = request.eval_resources or eval_resources(request.resources)
     job_options = plan.job_eval_options()
+    es = request.early_stopping
 
     def create(session: Session) -> str:
         now = utcnow()
@@ -86,6 +89,7 @@ def submit_grid(
             axes=request.axes,
             overrides=plan.override_sets,
             seeds=list(plan.seeds),
+            early_stopping=es.model_dump(mode="json") if es is not None else None,
             evals=list(request.evals),
             n_combinations=len(combos),
             mlflow_experiment=experiment_for_grid(request.name),
@@ -144,6 +148,7 @@ def submit_grid(
                 grid_id=grid.id,
                 combination=combo.index,
                 axis_values=combo.values,
+                until_epoch=es.next_rung(config.train.epochs, None) if es is not None else None,
             )
             add_evals(session, pretrain, config, request.evals, evals_res, now, job_options)
         return grid.id
@@ -221,6 +226,14 @@ def summary_rows(session: Session, grid_id: str) -> list[GridRow]:
     """One row per pretraining run (a combination at one seed): axis values, status, final
     metrics, its eval results, the grid's baseline job for its architecture, collapse."""
     jobs = _grid_jobs(session, grid_id)
+    stops = {
+        d.combination: d
+        for d in session.scalars(
+            select(RungDecision).where(
+                RungDecision.grid_id == grid_id, RungDecision.promoted.is_(False)
+            )
+        )
+    }
     evals: dict[str, dict[str, EvalCell]] = {}
     baselines: dict[str, EvalCell] = {}
     for j in jobs:
@@ -232,6 +245,7 @@ def summary_rows(session: Session, grid_id: str) -> list[GridRow]:
     for j in jobs:
         if j.kind != PRETRAIN or j.combination is None:
             continue
+        stop = stops.get(j.combination) if j.status == STOPPED_EARLY else None
         rows.append(
             GridRow(
                 combination=j.combination,
@@ -248,6 +262,10 @@ def summary_rows(session: Session, grid_id: str) -> list[GridRow]:
                 step=j.step,
                 total_steps=j.total_steps,
                 knn_k=int(j.config.get("eval", {}).get("knn_k", PAPER_KNN_K)),
+                stopped_at_epoch=stop.rung if stop else None,
+                stop_metric=stop.metric if stop else None,
+                stop_value=stop.value if stop else None,
+                reused_from=j.reused_from,
             )
         )
     return rows
@@ -269,12 +287,12 @@ def cancel_grid(db: Database, user: UserView, grid_id: str, reason: str | None =
                 load_grid(s, user, grid_id)
                 live = s.scalars(
                     select(Job)
-                    .where(Job.grid_id == grid_id, Job.status.in_([QUEUED, RUNNING]))
+                    .where(Job.grid_id == grid_id, Job.status.in_([QUEUED, RUNNING, PAUSED]))
                     .order_by(Job.depends_on.is_not(None))
                     .with_for_update()
                 ).all()
                 for job in live:
-                    if job.status in (QUEUED, RUNNING):
+                    if job.status in (QUEUED, RUNNING, PAUSED):
                         cancel_in_session(s, job, why)
             return get_grid(db, user, grid_id)
         except StaleStateError:

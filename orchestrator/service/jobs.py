@@ -18,7 +18,7 @@ from orchestrator.service.sources import resolve_source
 from orchestrator.service.submit_check import check_job
 from orchestrator.states import check_transition, record_event
 from orchestrator.states import transition as move
-from worker.contracts import CANCELLED, QUEUED, RUNNING, STATES
+from worker.contracts import CANCELLED, PAUSED, QUEUED, RUNNING, STATES
 
 MAX_PAGE = 1000
 
@@ -135,7 +135,7 @@ def cancel_in_session(session: Session, job: Job, reason: str) -> None:
     """Cancel ``job`` (already loaded in ``session``): see :func:`cancel_job`."""
     if job.status == CANCELLED:
         return
-    if job.status == QUEUED:
+    if job.status in (QUEUED, PAUSED):  # nothing runs: cancelled at once
         move(session, job, CANCELLED, reason)
         cancel_dependents(session, job, f"pretraining job {job.id} was cancelled")
         return
