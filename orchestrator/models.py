@@ -92,6 +92,8 @@ class Grid(Base):
     seeds: Mapped[list[Any]] = mapped_column(server_default=text("'[]'"))  # [] = once each
     # orchestrator.early_stopping.EarlyStopping as JSON; None = every run to its last epoch
     early_stopping: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # the GridRequest as submitted (then as extended); None for grids stored before 0003
+    request: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     evals: Mapped[list[Any]]
     n_combinations: Mapped[int] = mapped_column(Integer)
     mlflow_experiment: Mapped[str] = mapped_column(String(300))

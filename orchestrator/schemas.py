@@ -48,6 +48,11 @@ class JobRequest(_Request):
     )
     tags: dict[str, str] = Field(default_factory=dict)
     experiment_name: str = Field("dino", min_length=1, max_length=250)
+    reuse: bool = Field(
+        True,
+        description="a SUCCEEDED job of yours with the same config, options, source and code "
+        "version gives its results (checkpoint, metrics, MLflow run); false = run it",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> JobRequest:
@@ -111,6 +116,18 @@ class GridRequest(_Request):
     def _consistent(self) -> GridRequest:
         _check_options_keys(self.evals, self.eval_options, "eval_options")
         return self
+
+
+class GridExtension(_Request):
+    """``POST /v1/grids/{id}/extend``: more values of the grid's axes and/or more seeds."""
+
+    base_config: dict[str, Any] | None = Field(
+        None, description="optional: must equal the grid's (an extension keeps it)"
+    )
+    axes: dict[str, list[Any]] = Field(
+        default_factory=dict, description="dotted field -> values to add to that axis"
+    )
+    seeds: list[StrictInt] = Field(default_factory=list, description="seeds to add")
 
 
 class UserView(_View):

@@ -14,8 +14,8 @@ from orchestrator.errors import StaleStateError
 from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS
 from orchestrator.models import Grid, Job, RungDecision, new_id, utcnow
 from orchestrator.schemas import EvalCell, GridPlanView, GridRequest, GridRow, GridView, UserView
-from orchestrator.service._build import add_evals, add_job, eval_resources
 from orchestrator.service._common import job_view, load_grid, request_hash, scoped
+from orchestrator.service.grid_jobs import add_grid_jobs
 from orchestrator.service.idempotency import run_idempotent
 from orchestrator.service.jobs import MAX_PAGE, cancel_in_session
 from orchestrator.service.runnable import MemoryPolicy, PathPolicy
@@ -74,9 +74,6 @@ def submit_grid(
     """
     plan = check_grid(request, max_combinations=max_combinations, paths=paths, memory=memory)
     combos = plan.combinations
-    runs = plan.runs()
-    evals_res = request.eval_resources or eval_resources(request.resources)
-    job_options = plan.job_eval_options()
     es = request.early_stopping
 
     def create(session: Session) -> str:
@@ -91,6 +88,7 @@ def submit_grid(
             seeds=list(plan.seeds),
             early_stopping=es.model_dump(mode="json") if es is not None else None,
             evals=list(request.evals),
+            request=request.model_dump(mode="json"),
             n_combinations=len(combos),
             mlflow_experiment=experiment_for_grid(request.name),
             created_at=now,
@@ -109,48 +107,7 @@ def submit_grid(
                 "evals": list(request.evals),
             },
         )
-        groups = plan.baseline_groups()
-        for n, group in enumerate(groups):
-            name = f"{request.name}/baselines" + (f"/{n}" if len(groups) > 1 else "")
-            add_job(
-                session,
-                owner_id=user.id,
-                kind=BASELINES,
-                name=name,
-                config=group.config,
-                resources=evals_res,
-                priority=request.priority,
-                max_attempts=request.max_attempts,
-                experiment=grid.mlflow_experiment,
-                now=now,
-                reason=f"grid {grid.id}: k-NN of random init (seeds {group.seeds}) and raw "
-                "pixels, once for every run of this architecture and data",
-                eval_options=plan.baseline_options(group),
-                tags=request.tags,
-                grid_id=grid.id,
-                axis_values=group.values,
-            )
-        for combo, config in runs:
-            seed = f"/seed{config.train.seed}" if plan.seeds else ""
-            pretrain = add_job(
-                session,
-                owner_id=user.id,
-                kind="pretrain",
-                name=f"{request.name}/{combo.index}{seed}",
-                config=config,
-                resources=request.resources,
-                priority=request.priority,
-                max_attempts=request.max_attempts,
-                experiment=grid.mlflow_experiment,
-                now=now,
-                reason=f"grid {grid.id} combination {combo.index}{seed}: {combo.label()}",
-                tags=request.tags,
-                grid_id=grid.id,
-                combination=combo.index,
-                axis_values=combo.values,
-                until_epoch=es.next_rung(config.train.epochs, None) if es is not None else None,
-            )
-            add_evals(session, pretrain, config, request.evals, evals_res, now, job_options)
+        add_grid_jobs(session, grid, request, plan, now)
         return grid.id
 
     grid_id = run_idempotent(db, user, idempotency_key, "grid", request_hash(request), create)
@@ -239,8 +196,13 @@ def summary_rows(session: Session, grid_id: str) -> list[GridRow]:
     for j in jobs:
         if j.depends_on is not None:
             evals.setdefault(j.depends_on, {})[j.kind] = _cell(j)
-        elif j.kind == BASELINES:
-            baselines[baseline_key(j.config)] = _cell(j)
+        elif j.kind == BASELINES:  # an extended grid adds one for its new seeds: merged
+            key = baseline_key(j.config)
+            cell = _cell(j)
+            if key in baselines:
+                merged = {**baselines[key].metrics, **cell.metrics}
+                cell = baselines[key].model_copy(update={"metrics": merged})
+            baselines[key] = cell
     rows = []
     for j in jobs:
         if j.kind != PRETRAIN or j.combination is None:

@@ -62,6 +62,7 @@ def submit_job(
             tags=request.tags,
             depends_on=source.depends_on,
             source_checkpoint=source.checkpoint,
+            reuse=request.reuse,
         )
         add_evals(
             session,
@@ -71,6 +72,7 @@ def submit_job(
             eval_resources(request.resources),
             now,
             plan.evals_options,
+            reuse=request.reuse,
         )
         return job.id
 

@@ -1,5 +1,5 @@
 """Early stopping (grids.early_stopping, jobs.until_epoch, rung_decisions) and reuse of
-finished runs (jobs.reuse_key, jobs.reused_from)
+finished runs (jobs.reuse_key, jobs.reused_from, grids.request for extending a grid)
 
 Revision ID: 0003
 Revises: 0002
@@ -22,6 +22,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("grids", schema=None) as batch_op:
         batch_op.add_column(sa.Column("early_stopping", sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column("request", sa.JSON(), nullable=True))
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("until_epoch", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("reuse_key", sa.String(length=64), nullable=True))
@@ -59,4 +60,5 @@ def downgrade() -> None:
         batch_op.drop_column("reuse_key")
         batch_op.drop_column("until_epoch")
     with op.batch_alter_table("grids", schema=None) as batch_op:
+        batch_op.drop_column("request")
         batch_op.drop_column("early_stopping")
