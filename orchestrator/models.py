@@ -17,6 +17,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -89,6 +90,10 @@ class Grid(Base):
     axes: Mapped[dict[str, Any]]
     overrides: Mapped[list[Any]]
     seeds: Mapped[list[Any]] = mapped_column(server_default=text("'[]'"))  # [] = once each
+    # orchestrator.early_stopping.EarlyStopping as JSON; None = every run to its last epoch
+    early_stopping: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # the GridRequest as submitted (then as extended); None for grids stored before 0003
+    request: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     evals: Mapped[list[Any]]
     n_combinations: Mapped[int] = mapped_column(Integer)
     mlflow_experiment: Mapped[str] = mapped_column(String(300))
@@ -146,6 +151,34 @@ class Job(Base):
     collapsed: Mapped[bool] = mapped_column(Boolean, default=False)
     collapse_kind: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
+    # early stopping: the epoch the next (or running) attempt trains to; None = the last
+    until_epoch: Mapped[int | None] = mapped_column(Integer)
+    # orchestrator.reuse: what identifies the run (kind, config, options, code version)
+    reuse_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    reused_from: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))
+
+
+class RungDecision(Base):
+    """One early-stopping decision: a grid combination ranked at a rung epoch on the mean of
+    its seeds' metric, promoted (trains on) or stopped (STOPPED_EARLY)."""
+
+    __tablename__ = "rung_decisions"
+    __table_args__ = (UniqueConstraint("grid_id", "combination", "rung", name="uq_rung_decisions"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    grid_id: Mapped[str] = mapped_column(ForeignKey("grids.id"), index=True)
+    combination: Mapped[int] = mapped_column(Integer)
+    rung: Mapped[int] = mapped_column(Integer)  # the epoch
+    metric: Mapped[str] = mapped_column(String(64))  # e.g. knn_top1_k20
+    value: Mapped[float | None] = mapped_column(
+        Float
+    )  # mean over the seeds at the rung; None = not measured
+    n_seeds: Mapped[int] = mapped_column(Integer)
+    rank: Mapped[int] = mapped_column(Integer)  # 1 = best
+    cohort: Mapped[int] = mapped_column(Integer)  # combinations ranked at this rung
+    kept: Mapped[int] = mapped_column(Integer)  # how many of them train on
+    promoted: Mapped[bool] = mapped_column(Boolean)
+    decided_at: Mapped[datetime]
 
 
 class Attempt(Base):

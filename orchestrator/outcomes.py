@@ -26,14 +26,15 @@ from worker.contracts import (
     COLLAPSED,
     FAILED,
     LOST,
+    PAUSED,
     QUEUED,
     RETRIED_FAILURES,
     RUNNING,
     SUCCEEDED,
+    AttemptEnd,
     AttemptStatus,
     CheckpointSaved,
     Collapsed,
-    EndStatus,
     JobResult,
     JobStatus,
     Progress,
@@ -202,7 +203,7 @@ def finish(
         job = s.scalars(select(Job).where(_guard(job_id, attempt, orchestrator_id))).first()
         if job is None:
             return None
-        status: EndStatus = result.status if result is not None else FAILED
+        status: AttemptEnd = result.status if result is not None else FAILED
         error = result.error if result is not None else failure
         att_status: AttemptStatus = status if result is not None else LOST
         values: dict[str, Any] = {}
@@ -214,7 +215,20 @@ def finish(
                 values["mlflow_run_id"] = result.mlflow_run_id
         if error:
             values["error"] = error
-        if status == FAILED and job.cancel_requested:
+        if status == PAUSED and job.cancel_requested:
+            status, reason = CANCELLED, "cancel requested; the attempt stopped at a rung"
+        elif status == PAUSED:
+            transition(
+                s,
+                job,
+                PAUSED,
+                f"attempt {attempt} reached rung epoch {job.until_epoch}: waits for the "
+                "grid's rung decision",
+                values=values,
+            )
+            _end_attempt(s, job_id, attempt, PAUSED, None)
+            return PAUSED
+        elif status == FAILED and job.cancel_requested:
             status, reason = CANCELLED, "cancel requested; the attempt stopped"
         elif status == FAILED:
             first_line = (error or "no error message").strip().splitlines()[-1][:500]

@@ -7,7 +7,7 @@ from sqlalchemy.orm import aliased
 
 from orchestrator.db import Database
 from orchestrator.models import Attempt, Grid, Job, utcnow
-from worker.contracts import QUEUED, RUNNING, SUCCEEDED
+from worker.contracts import PAUSED, QUEUED, RUNNING, SUCCEEDED
 
 
 def ready_jobs(db: Database, limit: int) -> list[Job]:
@@ -83,7 +83,7 @@ def close_finished_grids(db: Database) -> list[tuple[str, str | None, bool]]:
 
     Returns (grid id, MLflow parent run id, every job succeeded) for each grid closed now.
     """
-    live = exists().where(Job.grid_id == Grid.id, Job.status.in_([QUEUED, RUNNING]))
+    live = exists().where(Job.grid_id == Grid.id, Job.status.in_([QUEUED, RUNNING, PAUSED]))
     closed: list[tuple[str, str | None, bool]] = []
     with db.session() as s:
         grids = s.scalars(select(Grid).where(Grid.finished_at.is_(None), ~live)).all()

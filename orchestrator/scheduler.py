@@ -28,6 +28,7 @@ from orchestrator.mlflow_parent import (
 )
 from orchestrator.models import Job
 from orchestrator.ray_cluster import capacity_snapshot, cluster_report, node_loss_cause
+from orchestrator.rung_decisions import decide_paused
 from orchestrator.runner import JobRunner, actor_name
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.specs import actor_options, build_spec
@@ -90,6 +91,7 @@ class Scheduler:
         if time.monotonic() >= self._next_heartbeat:
             self._housekeeping()
         self._handle_cancels()
+        decide_paused(self.db)  # promoted runs are QUEUED before this pass launches
         self._launch()
         freed = len(self._released)
         self._poll(self.settings.poll_interval_s)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
+from orchestrator.early_stopping import EarlyStopping
 from worker.contracts import PRETRAIN, EvalKind, GridStatus, RequestKind, Resources
 
 Role = Literal["user", "admin"]
@@ -47,6 +48,11 @@ class JobRequest(_Request):
     )
     tags: dict[str, str] = Field(default_factory=dict)
     experiment_name: str = Field("dino", min_length=1, max_length=250)
+    reuse: bool = Field(
+        True,
+        description="a SUCCEEDED job of yours with the same config, options, source and code "
+        "version gives its results (checkpoint, metrics, MLflow run); false = run it",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> JobRequest:
@@ -95,11 +101,33 @@ class GridRequest(_Request):
         default_factory=dict, description="options of each eval kind (worker.evaluate)"
     )
     tags: dict[str, str] = Field(default_factory=dict)
+    early_stopping: EarlyStopping | None = Field(
+        None,
+        description="successive halving at rung epochs (orchestrator.early_stopping); "
+        "None = every run trains to its last epoch",
+    )
+    reuse: bool = Field(
+        True,
+        description="a run whose config, options and code version match one of your "
+        "SUCCEEDED jobs reuses its checkpoint and evaluations; false = run everything",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> GridRequest:
         _check_options_keys(self.evals, self.eval_options, "eval_options")
         return self
+
+
+class GridExtension(_Request):
+    """``POST /v1/grids/{id}/extend``: more values of the grid's axes and/or more seeds."""
+
+    base_config: dict[str, Any] | None = Field(
+        None, description="optional: must equal the grid's (an extension keeps it)"
+    )
+    axes: dict[str, list[Any]] = Field(
+        default_factory=dict, description="dotted field -> values to add to that axis"
+    )
+    seeds: list[StrictInt] = Field(default_factory=list, description="seeds to add")
 
 
 class UserView(_View):
@@ -150,6 +178,12 @@ class JobView(_View):
     config_hash: str
     config: dict[str, Any]
     resources: Resources
+    until_epoch: int | None = Field(
+        None, description="early stopping: the epoch the next or running attempt trains to"
+    )
+    reused_from: str | None = Field(
+        None, description="the SUCCEEDED job whose checkpoint and results this one reuses"
+    )
 
 
 class EventView(_View):
@@ -191,6 +225,9 @@ class GridView(_View):
     axes: dict[str, Any]
     overrides: list[Any]
     seeds: list[int] = Field(description="each combination runs once per seed; [] = once")
+    early_stopping: dict[str, Any] | None = Field(
+        None, description="the grid's early_stopping field as stored; None = off"
+    )
     evals: list[str]
     n_combinations: int
     mlflow_experiment: str
@@ -247,6 +284,14 @@ class GridRow(_View):
     step: int | None
     total_steps: int | None
     knn_k: int = Field(description="eval.knn_k of the combination's config (paper 20)")
+    stopped_at_epoch: int | None = Field(
+        None, description="STOPPED_EARLY: the rung epoch that stopped the combination"
+    )
+    stop_metric: str | None = Field(None, description="the metric that decided it")
+    stop_value: float | None = Field(None, description="its seed mean at that rung")
+    reused_from: str | None = Field(
+        None, description="the SUCCEEDED job whose checkpoint and results this run reuses"
+    )
 
 
 class IdempotencyRecord(_View):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.models import Job
-from worker.contracts import HEAD_NODE, JobSpec, MlflowTarget, Resources
+from worker.contracts import HEAD_NODE, PRETRAIN, JobSpec, MlflowTarget, Resources
 
 ACTOR_CONCURRENCY = 4  # poll, cancel and spare threads next to the job's own thread
 
@@ -32,6 +32,7 @@ def build_spec(
         source_checkpoint=job.source_checkpoint,
         eval_options=job.eval_options,
         tags={str(k): str(v) for k, v in job.tags.items()},
+        until_epoch=job.until_epoch if job.kind == PRETRAIN else None,
         data_roots=None if data_roots is None else list(data_roots),
     )
 

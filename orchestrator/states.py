@@ -1,10 +1,11 @@
 """The job state machine and the one function that moves a job between states.
 
 QUEUED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED | COLLAPSED | DIVERGED; QUEUED ->
-CANCELLED; RUNNING -> QUEUED is a retry (attempt + 1). The status names are defined in
-``worker/contracts/status.py``. Each move is a conditional UPDATE (``WHERE id = ? AND
-status = <from>``) so two processes never both make it, and each one is recorded as an
-event with its reason.
+CANCELLED; RUNNING -> QUEUED is a retry (attempt + 1). Early stopping: RUNNING -> PAUSED at
+a rung, then PAUSED -> QUEUED (promoted, attempt + 1) | STOPPED_EARLY | CANCELLED. The
+status names are defined in ``worker/contracts/status.py``. Each move is a conditional
+UPDATE (``WHERE id = ? AND status = <from>``) so two processes never both make it, and each
+one is recorded as an event with its reason.
 """
 
 from __future__ import annotations
@@ -23,15 +24,18 @@ from worker.contracts import (
     COLLAPSED,
     DIVERGED,
     FAILED,
+    PAUSED,
     QUEUED,
     RUNNING,
+    STOPPED_EARLY,
     SUCCEEDED,
     TERMINAL,
 )
 
 ALLOWED: Final[dict[str, frozenset[str]]] = {
     QUEUED: frozenset({RUNNING, CANCELLED}),
-    RUNNING: frozenset({QUEUED, SUCCEEDED, FAILED, CANCELLED, COLLAPSED, DIVERGED}),
+    RUNNING: frozenset({QUEUED, PAUSED, SUCCEEDED, FAILED, CANCELLED, COLLAPSED, DIVERGED}),
+    PAUSED: frozenset({QUEUED, STOPPED_EARLY, CANCELLED}),
 }
 
 

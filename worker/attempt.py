@@ -28,6 +28,7 @@ from worker.epoch_eval import epoch_monitors
 from worker.mlflow_run import RunTarget
 from worker.outcome import failed, from_train
 from worker.progress import ProgressReporter
+from worker.rung_stop import RungStop, paused
 from worker.tracker import MlflowTracker
 from worker.tracking_session import TrackingSession
 
@@ -92,9 +93,11 @@ def pretrain_attempt(
     monitors, image_hooks = epoch_monitors(config)
     tracker = MlflowTracker(session, log_every=every, epoch_hooks=image_hooks)
     progress = ProgressReporter(emit, should_cancel, log_every=every)
+    rung = RungStop(spec.until_epoch) if spec.until_epoch is not None else None
     try:
         with confined_to(spec.data_roots):
-            res = train(config, spec.storage_uri, [*monitors, tracker, progress])
+            extra = [rung] if rung is not None else []
+            res = train(config, spec.storage_uri, [*monitors, tracker, progress, *extra])
         result = from_train(
             spec.job_id,
             status=res.status,
@@ -107,6 +110,8 @@ def pretrain_attempt(
             run_id=session.run_id,
             detail=res.detail,
         )
+        if rung is not None and rung.reached and not progress.cancelled:
+            result = paused(result, rung)
     except Exception as err:
         after: FailureKind = "runtime" if progress.steps_run else "code"
         result = failed(spec.job_id, err, session.run_id, otherwise=after)

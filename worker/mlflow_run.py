@@ -7,16 +7,13 @@ run. Grid jobs are children of the grid's parent run (``mlflow.parentRunId``).
 
 from __future__ import annotations
 
-import functools
-import importlib.metadata
-import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.entities import RunTag, ViewType
 from mlflow.exceptions import MlflowException
 
+from worker.code_version import code_version
 from worker.contracts import MLFLOW_RUNNING, JobSpec
 from worker.deployment import default_artifact_root, default_tracking_uri
 
@@ -40,30 +37,6 @@ class RunTarget:
     parent_run_id: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     artifact_location: str | None = None  # for an experiment this job creates
-
-
-@functools.cache
-def code_version() -> str:
-    """Git commit of the checkout holding this package, else the installed package version."""
-    root = Path(__file__).resolve().parent.parent
-    if (root / ".git").exists():
-        try:
-            out = subprocess.run(
-                ["git", "-C", str(root), "rev-parse", "HEAD"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=False,
-            )
-            sha = out.stdout.strip()
-            if out.returncode == 0 and len(sha) == 40:
-                return sha
-        except (OSError, subprocess.SubprocessError):
-            pass
-    try:
-        return importlib.metadata.version("dino-orchestrator")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def target_for(spec: JobSpec, config_hash: str, dataset: str) -> RunTarget:

@@ -132,6 +132,10 @@ class ApiClient:
     def get_grid(self, grid_id: str) -> dict[str, Any]:
         return dict(self._json("GET", f"/v1/grids/{grid_id}", retries=2))
 
+    def extend_grid(self, grid_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /v1/grids/{id}/extend: more axis values or seeds; only new runs queue."""
+        return dict(self._json("POST", f"/v1/grids/{grid_id}/extend", json=body))
+
     def cancel_grid(self, grid_id: str) -> dict[str, Any]:
         return dict(self._json("POST", f"/v1/grids/{grid_id}/cancel"))
 

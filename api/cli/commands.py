@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -25,7 +26,7 @@ from api.cli.gridfile import GridFileError, grid_body, render_errors
 from api.cli.watch import baselines_table, jobs_table, runs_table, summary_table, watch_grid
 from worker.contracts import SUCCEEDED
 
-grid_app = typer.Typer(no_args_is_help=True, help="Ablation grids: show, list, watch.")
+grid_app = typer.Typer(no_args_is_help=True, help="Ablation grids: show, list, watch, extend.")
 console = Console()
 err_console = Console(stderr=True)
 T = TypeVar("T")
@@ -220,6 +221,36 @@ def grid_list(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20) -> None
             g["id"], g["name"], g["status"], str(g["n_combinations"]), counts, g["created_at"]
         )
     console.print(table)
+
+
+def extension_body(axes: list[str], seeds: list[int]) -> dict[str, Any]:
+    """``--axis field=v1,v2`` (values read as YAML) and ``--seed N``: the extend body."""
+    added: dict[str, list[Any]] = {}
+    for item in axes:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values:
+            raise typer.BadParameter(f"--axis {item!r}: write field=value1,value2")
+        added.setdefault(key.strip(), []).extend(yaml.safe_load(v) for v in values.split(","))
+    return {"axes": added, "seeds": list(seeds)}
+
+
+@grid_app.command("extend")
+def grid_extend(
+    grid_id: Annotated[str, typer.Argument(help="grid id")],
+    axis: Annotated[
+        list[str] | None, typer.Option(help="more values of an axis: field=v1,v2 (repeatable)")
+    ] = None,
+    seed: Annotated[list[int] | None, typer.Option(help="one more seed (repeatable)")] = None,
+) -> None:
+    """Add values to the grid's axes and/or seeds: only the new combinations run, the
+    summary covers all. Another base config, a new axis or a value already there: refused."""
+    body = extension_body(axis or [], seed or [])
+    grid = _client_call(lambda c: c.extend_grid(grid_id, body))
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(grid["counts"].items()))
+    console.print(
+        f"extended grid [bold]{grid['id']}[/bold]: {grid['n_combinations']} combination(s), "
+        f"jobs {counts}"
+    )
 
 
 @grid_app.command("watch")

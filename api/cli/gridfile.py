@@ -23,6 +23,12 @@ Format (every key but ``name`` optional)::
     resources: {num_cpus: 1}        # per pretraining job; eval_resources for evaluations
     max_attempts: 3
     tags: {team: vision}
+    early_stopping:                 # successive halving (leave out: every run to the end)
+      metric: knn_top1              # knn_top1 (epoch k-NN, eval.knn_every_epochs) | loss
+      rungs: [2, 4]                 # epochs where runs are ranked (or min_epochs x eta^k)
+      reduction_factor: 3           # keep the best 1/3 (at least one) at each rung
+      min_epochs: 1                 # no run is stopped before this epoch
+    reuse: true                     # false: run even what a SUCCEEDED job of yours ran
 
 Only the file's own keys are checked here; the server checks the grid itself (``dino submit
 --dry-run`` asks it with ``POST /v1/grids?dry_run=true``), so the CLI and the server can never
@@ -66,6 +72,8 @@ class GridFile(BaseModel):
     eval_resources: dict[str, Any] | None = None
     max_attempts: int = 3
     tags: dict[str, str] = Field(default_factory=dict)
+    early_stopping: dict[str, Any] | None = None  # checked by the server
+    reuse: bool = True
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -176,6 +184,10 @@ def grid_body(path: str | Path) -> dict[str, Any]:
     }
     if spec.seeds is not None:
         body["seeds"] = spec.seeds
+    if spec.early_stopping is not None:
+        body["early_stopping"] = spec.early_stopping
+    if not spec.reuse:
+        body["reuse"] = False
     evals = _evals(spec, p)
     if evals is not None:
         body["evals"] = evals

@@ -27,7 +27,7 @@ from api.server.schemas import CancelRequest, GridPage, GridSubmission, GridSumm
 from orchestrator import service
 from orchestrator.ablation import grid_results, to_csv
 from orchestrator.ablation.figure import to_png
-from orchestrator.schemas import GridPlanView, GridView
+from orchestrator.schemas import GridExtension, GridPlanView, GridView
 
 router = APIRouter(prefix="/v1/grids", tags=["grids"])
 GridId = Annotated[str, Path(min_length=1, max_length=ID_MAX, description="grid id")]
@@ -97,6 +97,31 @@ def list_grids(user: CurrentUser, db: Db, limit: Limit = 100, offset: Offset = 0
 )
 def get_grid(grid_id: GridId, user: CurrentUser, db: Db) -> GridView:
     return service.get_grid(db, user, grid_id)
+
+
+@router.post(
+    "/{grid_id}/extend",
+    response_model=GridView,
+    responses={**AUTH_ERRORS, **NOT_FOUND, **CONFLICT},
+    summary="Add axis values or seeds to a grid; only the new runs are queued",
+)
+def extend_grid(
+    grid_id: GridId,
+    body: GridExtension,
+    user: CurrentUser,
+    db: Db,
+    settings: SettingsDep,
+    paths: Paths,
+    memory: Memory,
+) -> GridView:
+    """More values of the grid's axes and/or more seeds: the new combinations and seeds run
+    (reusing any SUCCEEDED run with the same identity), existing runs are kept, and the
+    summary covers all. 409 for another base config, a new axis, a value or seed already
+    there; 422 for an invalid new value. Nothing is stored on error."""
+    cap = settings.max_grid_combinations
+    return service.extend_grid(
+        db, user, grid_id, body, max_combinations=cap, paths=paths, memory=memory
+    )
 
 
 @router.post(

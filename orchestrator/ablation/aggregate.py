@@ -81,7 +81,7 @@ def columns_for(axes: Sequence[str]) -> list[str]:
         cols += [m, f"{m}_std", f"{m}_n"]
         if m in TESTED:
             cols += [f"{m}_p", f"{m}_vs_best"]
-    return [*cols, "knn_k", "collapsed", "collapse_kind"]
+    return [*cols, "knn_k", "collapsed", "collapse_kind", "stopped_at_epoch", "stop_value"]
 
 
 def _values(runs: Sequence[Mapping[str, Any]], metric: str) -> list[float]:
@@ -125,6 +125,8 @@ def combination_table(
             knn_k=first.get("knn_k"),
             collapsed=sum(1 for r in runs if r.get("collapsed")),
             collapse_kind=", ".join(kinds) or None,
+            stopped_at_epoch=first.get("stopped_at_epoch"),
+            stop_value=first.get("stop_value"),
         )
         values = {m: _values(runs, m) for m in METRICS}
         for m in METRICS:

@@ -8,9 +8,12 @@ unless the evaluation was asked for other ``ks`` only: then the first of them),
 ``knn_random_init`` and ``knn_raw_pixels`` (the same evaluation of the architecture at the
 random init this run started from, and of raw pixels: from the grid's ``baselines`` job, or
 from the run's own k-NN job in grids without one), ``knn_gain`` (trained minus random init),
-``linear_top1``, ``attn_iou``, ``collapsed``, ``collapse_kind``, ``job_id``,
-``mlflow_run_id``. :mod:`orchestrator.ablation.aggregate` turns these rows into one row per
-combination with mean, std and n.
+``linear_top1``, ``attn_iou``, ``collapsed``, ``collapse_kind``, ``stopped_at_epoch`` and
+``stop_value`` (early stopping: the rung epoch that stopped the run and its combination's seed
+mean there; its ``knn_top1`` is then the in-training k-NN at that rung), ``reused_from`` (the
+SUCCEEDED job whose results this run reuses), ``job_id``, ``mlflow_run_id``.
+:mod:`orchestrator.ablation.aggregate` turns these rows into one row per combination with
+mean, std and n.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ FIXED_TAIL = [
     "attn_iou",
     "collapsed",
     "collapse_kind",
+    "stopped_at_epoch",
+    "stop_value",
+    "reused_from",
     "job_id",
     "mlflow_run_id",
 ]
@@ -134,6 +140,9 @@ def flat_table(rows: Sequence[GridRow]) -> tuple[list[str], list[dict[str, Any]]
             attn_iou=_metric(row, "eval_attention", "attn_iou_mean_map"),
             collapsed=row.collapsed,
             collapse_kind=row.collapse_kind,
+            stopped_at_epoch=row.stopped_at_epoch,
+            stop_value=row.stop_value,
+            reused_from=row.reused_from,
             job_id=row.job_id,
             mlflow_run_id=row.mlflow_run_id,
         )

@@ -7,6 +7,7 @@ queued raises an :class:`InvalidRequestError` listing every offending field, che
 request by :mod:`orchestrator.service.submit_check`.
 """
 
+from orchestrator.service.grid_extend import extend_grid
 from orchestrator.service.grids import (
     cancel_grid,
     experiment_for_grid,
@@ -47,6 +48,7 @@ __all__ = [
     "cluster_info",
     "create_user",
     "experiment_for_grid",
+    "extend_grid",
     "get_grid",
     "get_job",
     "get_user",

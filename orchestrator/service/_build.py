@@ -1,4 +1,5 @@
-"""Building job rows: a pretraining job and the eval jobs that wait on it."""
+"""Building job rows: a pretraining job and the eval jobs that wait on it, each reusing the
+results of a SUCCEEDED job with its identity when asked (:mod:`orchestrator.reuse`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from sqlalchemy.orm import Session
 
 from dino_core.config import DinoConfig
 from orchestrator.models import Job, new_id
+from orchestrator.reuse import find_reusable, reuse_key, reused_values
 from orchestrator.states import record_event
-from worker.contracts import QUEUED, EvalKind, Resources
+from worker.contracts import QUEUED, SUCCEEDED, EvalKind, Resources
 from worker.deployment import jobs_root
 
 
@@ -40,9 +42,17 @@ def add_job(
     axis_values: dict[str, Any] | None = None,
     depends_on: str | None = None,
     source_checkpoint: str | None = None,
+    until_epoch: int | None = None,
+    reuse: bool = False,
 ) -> Job:
-    """Insert one QUEUED job (flushed, so dependents may reference it) and its event."""
+    """Insert one QUEUED job (flushed, so dependents may reference it) and its event; with
+    ``reuse``, a SUCCEEDED job of the owner with the same identity makes it SUCCEEDED now."""
     job_id = new_id("job")
+    options = dict(eval_options or {})
+    scored = session.get(Job, depends_on) if depends_on else None
+    of = scored.reuse_key or scored.id if scored is not None else source_checkpoint or ""
+    key = reuse_key(kind, config.config_hash(), options, dict(tags or {}), of)
+    source = find_reusable(session, owner_id, key) if reuse else None
     job = Job(
         id=job_id,
         owner_id=owner_id,
@@ -58,10 +68,11 @@ def add_job(
         config=config.to_dict(),
         config_hash=config.config_hash(),
         resources=resources.model_dump(mode="json"),
-        eval_options=dict(eval_options or {}),
+        eval_options=options,
         tags=dict(tags or {}),
         storage_uri=storage_uri_for(job_id),
         source_checkpoint=source_checkpoint,
+        until_epoch=until_epoch,
         attempt=1,
         failed_attempts=0,
         max_attempts=max_attempts,
@@ -73,12 +84,28 @@ def add_job(
         result_metrics={},
         mlflow_experiment=experiment,
         collapsed=False,
+        reuse_key=key,
     )
+    if source is not None:
+        for column, value in reused_values(source).items():
+            setattr(job, column, value)
+        job.status, job.finished_at = SUCCEEDED, now
     session.add(job)
     session.flush()
     record_event(
         session, "submitted", reason, job_id=job_id, grid_id=grid_id, attempt=1, to_status=QUEUED
     )
+    if source is not None:
+        record_event(
+            session,
+            "reused",
+            job.status_reason,
+            job_id=job_id,
+            grid_id=grid_id,
+            from_status=QUEUED,
+            to_status=SUCCEEDED,
+            data={"source_job": source.id, "checkpoint_uri": source.checkpoint_uri},
+        )
     return job
 
 
@@ -95,10 +122,13 @@ def add_evals(
     resources: Resources,
     now: datetime,
     options_by_kind: Mapping[EvalKind, dict[str, Any]] | None = None,
+    *,
+    reuse: bool = False,
 ) -> list[Job]:
     """One QUEUED eval job per kind (with that kind's options), each waiting for
-    ``pretrain`` to succeed."""
+    ``pretrain`` to succeed (ready at once when it already did: it was reused)."""
     options = options_by_kind or {}
+    done = pretrain.checkpoint_uri if pretrain.status == SUCCEEDED else None
     return [
         add_job(
             session,
@@ -118,6 +148,8 @@ def add_evals(
             combination=pretrain.combination,
             axis_values=pretrain.axis_values,
             depends_on=pretrain.id,
+            source_checkpoint=done,
+            reuse=reuse,
         )
         for kind in kinds
     ]

@@ -13,10 +13,10 @@ from dino_core.eval.baseline_key import baseline_key
 from orchestrator.db import Database
 from orchestrator.errors import StaleStateError
 from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS
-from orchestrator.models import Grid, Job, new_id, utcnow
+from orchestrator.models import Grid, Job, RungDecision, new_id, utcnow
 from orchestrator.schemas import EvalCell, GridPlanView, GridRequest, GridRow, GridView, UserView
-from orchestrator.service._build import add_evals, add_job, eval_resources
 from orchestrator.service._common import job_view, load_grid, request_hash, scoped
+from orchestrator.service.grid_jobs import add_grid_jobs
 from orchestrator.service.idempotency import run_idempotent
 from orchestrator.service.jobs import MAX_PAGE, cancel_in_session
 from orchestrator.service.runnable import MemoryPolicy, PathPolicy
@@ -25,9 +25,11 @@ from orchestrator.states import record_event
 from worker.contracts import (
     BASELINES,
     GRID_FINISHED,
+    PAUSED,
     PRETRAIN,
     QUEUED,
     RUNNING,
+    STOPPED_EARLY,
     SUCCEEDED,
     TERMINAL,
     GridStatus,
@@ -90,9 +92,7 @@ def submit_grid_with_replay(
     (``Idempotent-Replayed``)."""
     plan = check_grid(request, max_combinations=max_combinations, paths=paths, memory=memory)
     combos = plan.combinations
-    runs = plan.runs()
-    evals_res = request.eval_resources or eval_resources(request.resources)
-    job_options = plan.job_eval_options()
+    es = request.early_stopping
 
     def create(session: Session) -> str:
         now = utcnow()
@@ -104,7 +104,9 @@ def submit_grid_with_replay(
             axes=request.axes,
             overrides=plan.override_sets,
             seeds=list(plan.seeds),
+            early_stopping=es.model_dump(mode="json") if es is not None else None,
             evals=list(request.evals),
+            request=request.model_dump(mode="json"),
             n_combinations=len(combos),
             mlflow_experiment=experiment_for_grid(request.name),
             created_at=now,
@@ -123,47 +125,7 @@ def submit_grid_with_replay(
                 "evals": list(request.evals),
             },
         )
-        groups = plan.baseline_groups()
-        for n, group in enumerate(groups):
-            name = f"{request.name}/baselines" + (f"/{n}" if len(groups) > 1 else "")
-            add_job(
-                session,
-                owner_id=user.id,
-                kind=BASELINES,
-                name=name,
-                config=group.config,
-                resources=evals_res,
-                priority=request.priority,
-                max_attempts=request.max_attempts,
-                experiment=grid.mlflow_experiment,
-                now=now,
-                reason=f"grid {grid.id}: k-NN of random init (seeds {group.seeds}) and raw "
-                "pixels, once for every run of this architecture and data",
-                eval_options=plan.baseline_options(group),
-                tags=request.tags,
-                grid_id=grid.id,
-                axis_values=group.values,
-            )
-        for combo, config in runs:
-            seed = f"/seed{config.train.seed}" if plan.seeds else ""
-            pretrain = add_job(
-                session,
-                owner_id=user.id,
-                kind="pretrain",
-                name=f"{request.name}/{combo.index}{seed}",
-                config=config,
-                resources=request.resources,
-                priority=request.priority,
-                max_attempts=request.max_attempts,
-                experiment=grid.mlflow_experiment,
-                now=now,
-                reason=f"grid {grid.id} combination {combo.index}{seed}: {combo.label()}",
-                tags=request.tags,
-                grid_id=grid.id,
-                combination=combo.index,
-                axis_values=combo.values,
-            )
-            add_evals(session, pretrain, config, request.evals, evals_res, now, job_options)
+        add_grid_jobs(session, grid, request, plan, now)
         return grid.id
 
     made = run_idempotent(db, user, idempotency_key, "grid", request_hash(request), create)
@@ -239,17 +201,31 @@ def summary_rows(session: Session, grid_id: str) -> list[GridRow]:
     """One row per pretraining run (a combination at one seed): axis values, status, final
     metrics, its eval results, the grid's baseline job for its architecture, collapse."""
     jobs = _grid_jobs(session, grid_id)
+    stops = {
+        d.combination: d
+        for d in session.scalars(
+            select(RungDecision).where(
+                RungDecision.grid_id == grid_id, RungDecision.promoted.is_(False)
+            )
+        )
+    }
     evals: dict[str, dict[str, EvalCell]] = {}
     baselines: dict[str, EvalCell] = {}
     for j in jobs:
         if j.depends_on is not None:
             evals.setdefault(j.depends_on, {})[j.kind] = _cell(j)
-        elif j.kind == BASELINES:
-            baselines[baseline_key(j.config)] = _cell(j)
+        elif j.kind == BASELINES:  # an extended grid adds one for its new seeds: merged
+            key = baseline_key(j.config)
+            cell = _cell(j)
+            if key in baselines:
+                merged = {**baselines[key].metrics, **cell.metrics}
+                cell = baselines[key].model_copy(update={"metrics": merged})
+            baselines[key] = cell
     rows = []
     for j in jobs:
         if j.kind != PRETRAIN or j.combination is None:
             continue
+        stop = stops.get(j.combination) if j.status == STOPPED_EARLY else None
         rows.append(
             GridRow(
                 combination=j.combination,
@@ -266,6 +242,10 @@ def summary_rows(session: Session, grid_id: str) -> list[GridRow]:
                 step=j.step,
                 total_steps=j.total_steps,
                 knn_k=int(j.config.get("eval", {}).get("knn_k", PAPER_KNN_K)),
+                stopped_at_epoch=stop.rung if stop else None,
+                stop_metric=stop.metric if stop else None,
+                stop_value=stop.value if stop else None,
+                reused_from=j.reused_from,
             )
         )
     return rows
@@ -287,12 +267,12 @@ def cancel_grid(db: Database, user: UserView, grid_id: str, reason: str | None =
                 load_grid(s, user, grid_id)
                 live = s.scalars(
                     select(Job)
-                    .where(Job.grid_id == grid_id, Job.status.in_([QUEUED, RUNNING]))
+                    .where(Job.grid_id == grid_id, Job.status.in_([QUEUED, RUNNING, PAUSED]))
                     .order_by(Job.depends_on.is_not(None))
                     .with_for_update()
                 ).all()
                 for job in live:
-                    if job.status in (QUEUED, RUNNING):
+                    if job.status in (QUEUED, RUNNING, PAUSED):
                         cancel_in_session(s, job, why)
             return get_grid(db, user, grid_id)
         except StaleStateError:

@@ -20,7 +20,7 @@ from orchestrator.service.sources import resolve_source
 from orchestrator.service.submit_check import check_job
 from orchestrator.states import check_transition, record_event
 from orchestrator.states import transition as move
-from worker.contracts import CANCELLED, QUEUED, RUNNING, STATES
+from worker.contracts import CANCELLED, PAUSED, QUEUED, RUNNING, STATES
 
 MAX_PAGE = 1000
 
@@ -80,6 +80,7 @@ def submit_job_with_replay(
             tags=request.tags,
             depends_on=source.depends_on,
             source_checkpoint=source.checkpoint,
+            reuse=request.reuse,
         )
         add_evals(
             session,
@@ -89,6 +90,7 @@ def submit_job_with_replay(
             eval_resources(request.resources),
             now,
             plan.evals_options,
+            reuse=request.reuse,
         )
         return job.id
 
@@ -153,7 +155,7 @@ def cancel_in_session(session: Session, job: Job, reason: str) -> None:
     """Cancel ``job`` (already loaded in ``session``): see :func:`cancel_job`."""
     if job.status == CANCELLED:
         return
-    if job.status == QUEUED:
+    if job.status in (QUEUED, PAUSED):  # nothing runs: cancelled at once
         move(session, job, CANCELLED, reason)
         cancel_dependents(session, job, f"pretraining job {job.id} was cancelled")
         return

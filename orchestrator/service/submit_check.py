@@ -32,6 +32,7 @@ from orchestrator.config_check import (
     placed,
     unknown_keys,
 )
+from orchestrator.early_stopping import check_early_stopping
 from orchestrator.errors import FieldError, GridValidationError, JobValidationError
 from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS, Combination, expand
 from orchestrator.paths import checkpoint_job, outside_roots
@@ -191,6 +192,9 @@ def check_grid(
         max_combinations=max_combinations,
     )
     errors += found.errors
+    if not errors and request.early_stopping is not None:
+        labelled = [(f"grid combination {c.index}", c.config) for c in found.combinations]
+        errors += check_early_stopping(request.early_stopping, labelled)
     if not errors:
         for combo in found.combinations:  # each combination's own data and memory errors
             where = _grid_field(request, combo)

@@ -8,8 +8,11 @@ fail, as ``t.failure``: a ``FailureKind``, default unclassified), ``t.outcome`` 
 status, or ``raise``), ``t.collapse_when`` (``field=value``: that combination ends
 COLLAPSED), ``t.ignore_cancel``, ``t.hold_file`` (wait until this file exists before
 finishing), ``t.scores`` (eval jobs report :func:`score_of` their config, at the config's
-``eval.knn_k``, instead of the fixed :data:`EVAL_METRICS`). A ``baselines`` job reports raw
-pixels and random init at each seed it was given (:func:`baseline_of`).
+``eval.knn_k``, instead of the fixed :data:`EVAL_METRICS`), ``t.knn_by`` (comma-separated
+config fields: the epoch k-NN is :func:`epoch_knn` of them, reported at a rung and at the
+end). ``spec.until_epoch`` is honoured as the worker does: the run ends PAUSED at the end of
+that epoch (``t.steps`` split evenly over the config's ``train.epochs``). A ``baselines`` job
+reports raw pixels and random init at each seed it was given (:func:`baseline_of`).
 """
 
 from __future__ import annotations
@@ -65,6 +68,14 @@ def _eval_metrics(spec: JobSpec) -> dict[str, float]:
         return EVAL_METRICS[spec.kind]
     key = {"eval_knn": knn_metric("top1", k), "eval_linear": "linear_final_top1"}
     return {key.get(spec.kind, "attn_iou_mean_map"): score_of(spec.config, spec.kind)}
+
+
+def epoch_knn(config: dict[str, Any], fields: str, epoch: int) -> float:
+    """The made-up epoch k-NN: 100 - 100 x the sum of ``fields``' values, + the epoch, +
+    0.01 x the seed (so seeds differ, and low values of the fields win)."""
+    flat = flatten(config)
+    total = sum(float(flat[f]) for f in fields.split(",") if f)
+    return 100.0 - 100.0 * total + epoch + 0.01 * int(flat.get("train.seed", 0))
 
 
 def _log(store: Path, **entry: Any) -> None:
@@ -132,6 +143,9 @@ def steps_job(
             failure=tags.get("t.failure"),  # type: ignore[arg-type]
         )
     loss = 0.0
+    per_epoch = max(1, steps // int(spec.config.get("train", {}).get("epochs", 1)))
+    knn_key = knn_metric("top1", int(spec.config.get("eval", {}).get("knn_k", 20)))
+    knn_by = tags.get("t.knn_by", "")
     for step in range(start + 1, steps + 1):
         if cancelled() and tags.get("t.ignore_cancel") != "1":
             _log(store, attempt=spec.attempt, event="end", status="CANCELLED")
@@ -143,6 +157,18 @@ def steps_job(
         tmp.replace(ckpt)
         emit(Progress(step=step, epoch=0, total_steps=steps, metrics={"loss": loss}))
         emit(CheckpointSaved(uri=str(ckpt), step=step))
+        if spec.until_epoch is not None and step == spec.until_epoch * per_epoch < steps:
+            _log(store, attempt=spec.attempt, event="end", status="PAUSED", step=step)
+            rung = {"loss": loss, "epoch_loss": loss}
+            if knn_by:
+                rung[knn_key] = epoch_knn(spec.config, knn_by, spec.until_epoch)
+            return JobResult(
+                job_id=spec.job_id,
+                status="PAUSED",
+                mlflow_run_id=run_id,
+                metrics=rung,
+                checkpoint_uri=str(ckpt),
+            )
     hold = tags.get("t.hold_file")
     while hold and not Path(hold).exists():
         if cancelled() and tags.get("t.ignore_cancel") != "1":
@@ -161,6 +187,8 @@ def steps_job(
         emit(Collapsed(kind="uniform", step=steps, evidence={"loss": loss}))
     _log(store, attempt=spec.attempt, event="end", status=outcome)
     final = {"loss": loss, "steps": float(steps)}
+    if knn_by:
+        final[knn_key] = epoch_knn(spec.config, knn_by, steps // per_epoch)
     if tags.get("t.scores") == "1":
         final["loss"] = score_of(spec.config, "loss") / 10
         final["teacher_entropy"] = score_of(spec.config, "teacher_entropy") / 20

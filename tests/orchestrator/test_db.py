@@ -16,7 +16,16 @@ from orchestrator.models import Base, Job, User, utcnow
 from orchestrator.schemas import JobRequest
 from orchestrator.service import cancel_job, create_user, hash_token, list_jobs, submit_job
 
-TABLES = {"users", "grids", "jobs", "attempts", "events", "idempotency_keys", "orchestrators"}
+TABLES = {
+    "users",
+    "grids",
+    "jobs",
+    "attempts",
+    "events",
+    "idempotency_keys",
+    "orchestrators",
+    "rung_decisions",
+}
 
 
 def test_migrations_create_every_table_once(db_url: str) -> None:
@@ -26,7 +35,7 @@ def test_migrations_create_every_table_once(db_url: str) -> None:
         assert set(inspect(db.engine).get_table_names()) >= TABLES
         with db.session() as s:
             assert s.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
-                "0002"
+                "0003"
             ]
     finally:
         again.dispose()

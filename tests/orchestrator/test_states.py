@@ -23,6 +23,10 @@ EXPECTED = {
     (RUNNING, CANCELLED),
     (RUNNING, "COLLAPSED"),
     (RUNNING, "DIVERGED"),
+    (RUNNING, "PAUSED"),  # early stopping: the attempt reached a rung
+    ("PAUSED", QUEUED),  # promoted
+    ("PAUSED", "STOPPED_EARLY"),
+    ("PAUSED", CANCELLED),
 }
 
 

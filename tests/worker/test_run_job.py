@@ -197,3 +197,29 @@ def test_unknown_eval_option_is_named(sqlite_uri: str, tmp_path: Path) -> None:
     result = run_job(spec)
     assert result.status == "FAILED"
     assert result.error is not None and "'kk'" in result.error
+
+
+def test_until_epoch_pauses_at_the_rung_with_its_knn_and_the_next_attempt_resumes(
+    sqlite_uri: str, tmp_path: Path
+) -> None:
+    cfg = tiny_config_dict(epochs=2, log_every_steps=1)
+    cfg["eval"] = {"knn_every_epochs": 1}
+    spec = _spec(tmp_path, cfg, None, until_epoch=1)
+    first = run_job(spec)
+    assert first.status == "PAUSED", first.error
+    assert first.detail["until_epoch"] == 1 and first.detail["step"] == 4  # 64 / 16 per epoch
+    assert 0.0 <= first.metrics["knn_top1_k20"] <= 100.0 and "epoch_loss" in first.metrics
+    assert first.checkpoint_uri and first.checkpoint_uri.endswith("checkpoint-00000004.pt")
+    client = MlflowClient(default_tracking_uri())
+    run = client.get_run(first.mlflow_run_id or "")
+    assert run.data.tags["dino.status"] == "PAUSED"
+
+    events: list[dict[str, Any]] = []
+    second = run_job(
+        spec.model_copy(update={"attempt": 2, "until_epoch": None}),
+        on_progress=lambda e: events.append(event_to_json(e)),
+    )
+    assert second.status == "SUCCEEDED", second.error
+    assert second.mlflow_run_id == first.mlflow_run_id  # one run across the rung
+    assert [e["step"] for e in events if e["event"] == "progress"] == [5, 6, 7, 8]  # resumed
+    assert _steps(client, first.mlflow_run_id or "", "knn_top1_k20") == [4, 8]

@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.contracts.status import PRETRAIN, EndStatus, FailureKind, JobKind
+from worker.contracts.status import PRETRAIN, AttemptEnd, FailureKind, JobKind
 
 # What places an actor on Ray's head node: a sliver of the head's marker resource
 # (ray._common.constants.HEAD_NODE_RESOURCE_NAME; Ray Train places its state actor the same way).
@@ -55,6 +55,12 @@ class JobSpec(BaseModel):
     source_checkpoint: str | None = None  # eval jobs: the pretraining checkpoint to score
     eval_options: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
+    until_epoch: int | None = Field(
+        None,
+        ge=1,
+        description="pretrain only: train to the end of this epoch, then end PAUSED with the "
+        "epoch's metrics (a rung of the grid's early stopping); None = to the last epoch",
+    )
     data_roots: list[str] | None = Field(
         None,
         description="directories the job may read data sets from, checked again where the "
@@ -68,7 +74,7 @@ class JobResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     job_id: str
-    status: EndStatus
+    status: AttemptEnd
     metrics: dict[str, float] = Field(default_factory=dict)
     checkpoint_uri: str | None = None
     mlflow_run_id: str | None = None

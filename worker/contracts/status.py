@@ -1,8 +1,11 @@
 """Job kinds and the status names of jobs, attempts, grids and MLflow runs, defined once.
 
 A job moves QUEUED -> RUNNING -> one of :data:`TERMINAL` (the transitions live in
-``orchestrator/states.py``). An attempt ends with its job's end status, or LOST (its actor or
-node died) or ABANDONED (the orchestrator that owned its local Ray stopped). A grid is
+``orchestrator/states.py``). A grid with early stopping adds PAUSED: the attempt trained to a
+rung epoch and ended; the grid's rung decision then requeues the job (promoted: the next
+attempt resumes from its checkpoint) or ends it STOPPED_EARLY. An attempt ends with its job's
+end status, or PAUSED, LOST (its actor or node died) or ABANDONED (the orchestrator that owned
+its local Ray stopped). A grid is
 SUCCEEDED when every job succeeded and FINISHED when every job ended otherwise.
 """
 
@@ -21,18 +24,23 @@ EVAL_KINDS: Final[tuple[EvalKind, ...]] = get_args(EvalKind)
 JOB_KINDS: Final[tuple[JobKind, ...]] = get_args(JobKind)
 
 EndStatus = Literal["SUCCEEDED", "FAILED", "CANCELLED", "COLLAPSED", "DIVERGED"]
-JobStatus = Literal["QUEUED", "RUNNING", EndStatus]
+# How one attempt of a job function ends: an end status, or PAUSED at a rung epoch.
+AttemptEnd = Literal[EndStatus, "PAUSED"]
+FinalStatus = Literal[EndStatus, "STOPPED_EARLY"]  # the job ends here, nothing runs again
+JobStatus = Literal["QUEUED", "RUNNING", "PAUSED", FinalStatus]
 QUEUED: Final = "QUEUED"
 RUNNING: Final = "RUNNING"
+PAUSED: Final = "PAUSED"
+STOPPED_EARLY: Final = "STOPPED_EARLY"
 SUCCEEDED: Final = "SUCCEEDED"
 FAILED: Final = "FAILED"
 CANCELLED: Final = "CANCELLED"
 COLLAPSED: Final = "COLLAPSED"
 DIVERGED: Final = "DIVERGED"
 STATES: Final[tuple[JobStatus, ...]] = get_args(JobStatus)
-TERMINAL: Final[frozenset[EndStatus]] = frozenset(get_args(EndStatus))
+TERMINAL: Final[frozenset[FinalStatus]] = frozenset(get_args(FinalStatus))
 
-AttemptStatus = Literal["RUNNING", EndStatus, "LOST", "ABANDONED"]
+AttemptStatus = Literal["RUNNING", AttemptEnd, "LOST", "ABANDONED"]
 LOST: Final = "LOST"
 ABANDONED: Final = "ABANDONED"
 
@@ -56,7 +64,9 @@ MLFLOW_FAILED: Final = "FAILED"
 MLFLOW_KILLED: Final = "KILLED"
 # A collapse is a finished experiment with a finding (paper Sec. 5.3 ablations collapse on
 # purpose); divergence and errors are failures.
-MLFLOW_STATUS: Final[dict[EndStatus, MlflowRunStatus]] = {
+# A paused run is finished for now; the promoted job's next attempt reopens the same run.
+MLFLOW_STATUS: Final[dict[AttemptEnd, MlflowRunStatus]] = {
+    PAUSED: MLFLOW_FINISHED,
     SUCCEEDED: MLFLOW_FINISHED,
     COLLAPSED: MLFLOW_FINISHED,
     DIVERGED: MLFLOW_FAILED,

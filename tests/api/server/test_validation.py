@@ -234,3 +234,48 @@ def test_bad_seeds_are_refused_naming_the_field_and_store_nothing(server: Server
         assert plan.status_code == 200, plan.text
         got = plan.json()
         assert (got["n_runs"], got["n_baseline_jobs"], got["n_jobs"]) == (12, 1, 12 * 2 + 1)
+
+
+def test_bad_early_stopping_is_refused_naming_the_field_and_stores_nothing(
+    server: Server,
+) -> None:
+    cfg = tiny(train={"epochs": 4}, eval={"knn_every_epochs": 2})
+    cases = [
+        ({"rungs": [2, 4]}, ["body.early_stopping.rungs.1"], "not before the last epoch 4"),
+        ({"rungs": [3]}, ["body.early_stopping.rungs.0"], "measured every 2 epochs"),
+        ({"rungs": [2], "patience": 1}, ["body.early_stopping.patience"], "unknown field"),
+        ({"metric": "linear"}, ["body.early_stopping.metric"], "knn_top1"),
+    ]
+    with server.client("alice") as c:
+        before = c.get("/v1/grids", params={"limit": 1000}).json()["items"]
+        for es, want, says in cases:
+            r = c.post("/v1/grids", json=grid_body(base_config=cfg, early_stopping=es))
+            assert r.status_code == 422 and fields(r.json()) == want, (es, r.text)
+            assert says in r.json()["errors"][0]["message"], r.text
+        assert c.get("/v1/grids", params={"limit": 1000}).json()["items"] == before
+        ok = c.post("/v1/grids", json=grid_body(base_config=cfg, early_stopping={"rungs": [2]}))
+        assert ok.status_code == 201, ok.text
+        assert ok.json()["early_stopping"]["rungs"] == [2]
+
+
+def test_extend_conflicts_are_409_and_bad_values_422_and_store_nothing(server: Server) -> None:
+    with server.client("alice") as c:
+        grid = c.post("/v1/grids", json=grid_body(seeds=[0])).json()
+        path = f"/v1/grids/{grid['id']}/extend"
+        for body, says in [
+            ({"axes": {"loss.teacher_temp": [0.04]}}, "already a value"),
+            ({"axes": {"optim.lr": [0.001]}}, "not an axis"),
+            ({"base_config": tiny(optim={"lr": 0.001})}, "base_config differs"),
+            ({"seeds": [0]}, "already a seed"),
+        ]:
+            r = c.post(path, json=body)
+            assert r.status_code == 409 and says in r.json()["detail"], r.text
+        r = c.post(path, json={"axes": {"crops.local_number": [-1]}})
+        assert r.status_code == 422 and fields(r.json()) == ["body.axes.crops.local_number.2"]
+        assert c.get(f"/v1/grids/{grid['id']}").json()["jobs"] == grid["jobs"]
+        r = c.post(path, json={"axes": {"crops.local_number": [4]}, "seeds": [1]})
+        assert r.status_code == 200, r.text
+        extended = r.json()
+        assert extended["n_combinations"] == 6 and extended["seeds"] == [0, 1]
+        assert extended["axes"]["crops.local_number"] == [1, 2, 4]
+        assert c.post("/v1/grids/grid-nope/extend", json={"seeds": [2]}).status_code == 404
