@@ -3,11 +3,13 @@
 ``python -m benchmarks.step_throughput [--reps 3] [--steps 1] [--configs tiny32 vits16]``
 
 reference  fp32 eager, per-image torchvision augmentation (in-process), the official
-           code's step: hand-written attention (q k^T softmax v), AdamW without foreach,
-           per-parameter gradient clipping and EMA loops.
+           code's step re-created here (``benchmarks/official_step.py`` runs the official
+           code itself): hand-written attention (``train.attention=math``), AdamW without
+           foreach, per-parameter gradient clipping and EMA loops.
 fast       precision ``auto`` (bf16 where the hardware has bf16 matmul units: AMX or
            AVX512-BF16 CPUs, CUDA GPUs; fp32 elsewhere), the batched tensor multi-crop,
-           fused attention (SDPA), foreach AdamW / clipping / EMA (fused AdamW on GPU).
+           the measured attention kernel (``train.attention=auto``), foreach AdamW /
+           clipping / EMA (fused AdamW on GPU).
 fast_bf16  the fast path with bf16 autocast forced (to show what bf16 costs on this CPU).
 fast_compiled  the fast path with ``torch.compile`` on the backbones (``--compile``).
 
@@ -25,7 +27,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import timm.layers
 import torch
 import torch.nn as nn
 
@@ -66,6 +67,7 @@ class Variant:
     pipeline: str
     official_step: bool
     compile: bool = False
+    attention: str = "auto"  # train.attention; the reference uses the official "math"
 
 
 def variant_config(base: dict[str, Any], v: Variant, rt_device: torch.device) -> DinoConfig:
@@ -76,7 +78,7 @@ def variant_config(base: dict[str, Any], v: Variant, rt_device: torch.device) ->
         base,
         {"crops.pipeline": v.pipeline, "train.precision": prec, "train.epochs": 1,
          "optim.warmup_epochs": 0, "loss.warmup_teacher_temp_epochs": 0,
-         "train.compile": v.compile},
+         "train.compile": v.compile, "train.attention": v.attention},
     )  # fmt: skip
 
 
@@ -104,11 +106,7 @@ class Harness:
         self.v = v
         self.rt = rt
         self.cfg = variant_config(base, v, rt.device)
-        timm.layers.set_fused_attn(not v.official_step)
-        try:
-            self.st: TrainingState = _build_state(self.cfg, rt)
-        finally:
-            timm.layers.set_fused_attn(True)
+        self.st: TrainingState = _build_state(self.cfg, rt)
         if v.official_step:
             groups = self.st.optimizer.param_groups
             self.st.optimizer = torch.optim.AdamW(
@@ -132,9 +130,10 @@ class Harness:
             nxt = next(self._it)
         return nxt
 
-    def step(self) -> float:
+    def step(self, crops: list[torch.Tensor] | None = None) -> float:
+        """One training step on ``crops`` (default: the next batch of this variant's loader)."""
         st, cfg = self.st, self.cfg
-        crops = self._crops()
+        crops = self._crops() if crops is None else crops
         with autocast(cfg.train.precision, self.rt.device):
             with torch.no_grad():
                 t_out = st.teacher(crops[:2])
@@ -239,7 +238,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     variants = [
-        Variant("reference", "fp32", "per_image", official_step=True),
+        Variant("reference", "fp32", "per_image", official_step=True, attention="math"),
         Variant("fast", "auto", "batched", official_step=False),
     ]
     if not args.no_bf16:
