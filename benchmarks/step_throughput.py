@@ -33,9 +33,11 @@ import torch.nn as nn
 from benchmarks._common import machine, median, peak_memory, write_json, write_text
 from dino_core.config import DinoConfig, build_config
 from dino_core.data import build_train_loader, load_dataset
-from dino_core.monitor import step_statistics
-from dino_core.runtime import Runtime, autocast, bf16_is_fast, detect_runtime
+from dino_core.models.attention import plan_attention
+from dino_core.optim import clip_per_parameter
+from dino_core.runtime import Runtime, bf16_is_fast, detect_runtime
 from dino_core.state import TrainingState
+from dino_core.step import step_loss
 from dino_core.teacher import ema_update
 from dino_core.train import _build_state
 
@@ -115,6 +117,7 @@ class Harness:
                 foreach=False,
             )
         if v.compile:
+            plan_attention(self.st.student, self.cfg, rt.device, 1)  # as the trainer does
             self.st.student.backbone.compile()
             self.st.teacher.backbone.compile()
         dataset = load_dataset(self.cfg.data, "train")
@@ -131,15 +134,12 @@ class Harness:
         return nxt
 
     def step(self, crops: list[torch.Tensor] | None = None) -> float:
-        """One training step on ``crops`` (default: the next batch of this variant's loader)."""
-        st, cfg = self.st, self.cfg
+        """One training step on ``crops`` (default: the next batch of this variant's loader):
+        the trainer's forward and loss (:func:`dino_core.step.step_loss`), then either the
+        official loops or the trainer's foreach clipping and EMA."""
+        st = self.st
         crops = self._crops() if crops is None else crops
-        with autocast(cfg.train.precision, self.rt.device):
-            with torch.no_grad():
-                t_out = st.teacher(crops[:2])
-            s_out = st.student(crops)
-        step_statistics(s_out.detach(), t_out, st.loss.center, 0.1, 0.04)
-        loss = st.loss(s_out, t_out, 0.04)
+        loss = step_loss(st, crops, 0.04, 0, self.rt).loss
         st.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.v.official_step:
@@ -147,8 +147,6 @@ class Harness:
             st.optimizer.step()
             official_ema(st.teacher, st.student, 0.996)
         else:
-            from dino_core.optim import clip_per_parameter
-
             clip_per_parameter(st.student, 3.0)
             st.optimizer.step()
             ema_update(st.teacher, st.student, 0.996)
