@@ -291,7 +291,14 @@ def runners(
     return out, crops
 
 
-def run_config(off: Official, config: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_config(
+    off: Official,
+    config: str,
+    args: argparse.Namespace,
+    partial: Callable[[dict[str, Any]], None],
+) -> dict[str, Any]:
+    """Time, count and profile every variant of ``config``; ``partial`` receives the images/s
+    after each rep (a run stopped on a loaded host keeps the reps it finished)."""
     rt = detect_runtime(build_config(CONFIGS[SETTINGS[config]]).train)
     rs, crops = runners(off, config, rt, args)
     for r in rs:  # warm-up: allocator, auto attention measurement, compilation
@@ -305,6 +312,8 @@ def run_config(off: Official, config: str, args: argparse.Namespace) -> dict[str
             ips[r.name].append(timed(r, crops, args.steps, rt.device))
             print(f"{config} rep {rep} {r.name}: {ips[r.name][-1]:.2f} img/s", flush=True)
         loads.append([round(x, 2) for x in os.getloadavg()])
+        partial({"partial": f"{rep + 1} of {reps} reps", "images_per_s": ips,
+                 "load_average_per_rep": loads})  # fmt: skip
     ref = ips["official"]
     ours32 = next(r for r in rs if r.name == "ours_fp32")
     gflop = flops_per_image(ours32, crops) / 1e9
@@ -429,7 +438,11 @@ def main() -> None:
     device = detect_runtime(build_config(CONFIGS["tiny32"]).train).device
     with single_process_group(device):
         for config in args.configs:
-            res[config] = run_config(off, config, args)
+
+            def partial(part: dict[str, Any], config: str = config) -> None:
+                write_json(args.name, {**res, config: part})
+
+            res[config] = run_config(off, config, args, partial)
             res["machine_after"] = machine()["load_average"]
             write_json(args.name, res)  # after each config: a slow B keeps A's figures
             write_text(args.name, "md", markdown(res))
