@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import threading
 import time
@@ -17,7 +16,7 @@ import psutil
 import torch
 
 from dino_core.callbacks import Callback
-from dino_core.runtime import cpu_flags
+from dino_core.runtime import cpu_flags, cpu_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # The CPU flags recorded with every figure: the vector and matrix units that decide fp32 and
@@ -38,17 +37,9 @@ class WallClockStop(Callback):
 
 def machine() -> dict[str, Any]:
     """Facts that decide the figures: CPU model, cores, bf16 hardware, torch, load average."""
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     flags = cpu_flags()
     return {
-        "cpu": model,
+        "cpu": cpu_model(),
         "flags": sorted(f for f in flags if f.startswith(MATMUL_FLAG_PREFIXES)),
         "logical_cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
@@ -128,3 +119,21 @@ def write_text(name: str, suffix: str, text: str) -> Path:
     path = RESULTS / f"{name}.{suffix}"
     path.write_text(text)
     return path
+
+
+def matmul_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
+    """Measured GFLOP/s of an ``n x n`` matmul in ``dtype`` (median of ``reps``): the ceiling
+    a compute-bound training step can approach on this machine."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    times: list[float] = []
+    for i in range(reps + 2):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= 2:  # two warm-up products
+            times.append(time.perf_counter() - t0)
+    return 2 * n**3 / median(times) / 1e9

@@ -3,11 +3,13 @@
 ``python -m benchmarks.step_throughput [--reps 3] [--steps 1] [--configs tiny32 vits16]``
 
 reference  fp32 eager, per-image torchvision augmentation (in-process), the official
-           code's step: hand-written attention (q k^T softmax v), AdamW without foreach,
-           per-parameter gradient clipping and EMA loops.
+           code's step re-created here (``benchmarks/official_step.py`` runs the official
+           code itself): hand-written attention (``train.attention=math``), AdamW without
+           foreach, per-parameter gradient clipping and EMA loops.
 fast       precision ``auto`` (bf16 where the hardware has bf16 matmul units: AMX or
            AVX512-BF16 CPUs, CUDA GPUs; fp32 elsewhere), the batched tensor multi-crop,
-           fused attention (SDPA), foreach AdamW / clipping / EMA (fused AdamW on GPU).
+           the measured attention kernel (``train.attention=auto``), foreach AdamW /
+           clipping / EMA (fused AdamW on GPU).
 fast_bf16  the fast path with bf16 autocast forced (to show what bf16 costs on this CPU).
 fast_compiled  the fast path with ``torch.compile`` on the backbones (``--compile``).
 
@@ -25,16 +27,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import timm.layers
 import torch
 import torch.nn as nn
 
 from benchmarks._common import machine, median, peak_memory, write_json, write_text
 from dino_core.config import DinoConfig, build_config
 from dino_core.data import build_train_loader, load_dataset
-from dino_core.monitor import step_statistics
-from dino_core.runtime import Runtime, autocast, bf16_is_fast, detect_runtime
+from dino_core.models.attention import plan_attention
+from dino_core.optim import clip_per_parameter
+from dino_core.runtime import Runtime, bf16_is_fast, detect_runtime
 from dino_core.state import TrainingState
+from dino_core.step import step_loss
 from dino_core.teacher import ema_update
 from dino_core.train import _build_state
 
@@ -66,6 +69,7 @@ class Variant:
     pipeline: str
     official_step: bool
     compile: bool = False
+    attention: str = "auto"  # train.attention; the reference uses the official "math"
 
 
 def variant_config(base: dict[str, Any], v: Variant, rt_device: torch.device) -> DinoConfig:
@@ -76,7 +80,7 @@ def variant_config(base: dict[str, Any], v: Variant, rt_device: torch.device) ->
         base,
         {"crops.pipeline": v.pipeline, "train.precision": prec, "train.epochs": 1,
          "optim.warmup_epochs": 0, "loss.warmup_teacher_temp_epochs": 0,
-         "train.compile": v.compile},
+         "train.compile": v.compile, "train.attention": v.attention},
     )  # fmt: skip
 
 
@@ -104,11 +108,7 @@ class Harness:
         self.v = v
         self.rt = rt
         self.cfg = variant_config(base, v, rt.device)
-        timm.layers.set_fused_attn(not v.official_step)
-        try:
-            self.st: TrainingState = _build_state(self.cfg, rt)
-        finally:
-            timm.layers.set_fused_attn(True)
+        self.st: TrainingState = _build_state(self.cfg, rt)
         if v.official_step:
             groups = self.st.optimizer.param_groups
             self.st.optimizer = torch.optim.AdamW(
@@ -117,6 +117,7 @@ class Harness:
                 foreach=False,
             )
         if v.compile:
+            plan_attention(self.st.student, self.cfg, rt.device, 1)  # as the trainer does
             self.st.student.backbone.compile()
             self.st.teacher.backbone.compile()
         dataset = load_dataset(self.cfg.data, "train")
@@ -132,15 +133,13 @@ class Harness:
             nxt = next(self._it)
         return nxt
 
-    def step(self) -> float:
-        st, cfg = self.st, self.cfg
-        crops = self._crops()
-        with autocast(cfg.train.precision, self.rt.device):
-            with torch.no_grad():
-                t_out = st.teacher(crops[:2])
-            s_out = st.student(crops)
-        step_statistics(s_out.detach(), t_out, st.loss.center, 0.1, 0.04)
-        loss = st.loss(s_out, t_out, 0.04)
+    def step(self, crops: list[torch.Tensor] | None = None) -> float:
+        """One training step on ``crops`` (default: the next batch of this variant's loader):
+        the trainer's forward and loss (:func:`dino_core.step.step_loss`), then either the
+        official loops or the trainer's foreach clipping and EMA."""
+        st = self.st
+        crops = self._crops() if crops is None else crops
+        loss = step_loss(st, crops, 0.04, 0, self.rt).loss
         st.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.v.official_step:
@@ -148,8 +147,6 @@ class Harness:
             st.optimizer.step()
             official_ema(st.teacher, st.student, 0.996)
         else:
-            from dino_core.optim import clip_per_parameter
-
             clip_per_parameter(st.student, 3.0)
             st.optimizer.step()
             ema_update(st.teacher, st.student, 0.996)
@@ -239,7 +236,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     variants = [
-        Variant("reference", "fp32", "per_image", official_step=True),
+        Variant("reference", "fp32", "per_image", official_step=True, attention="math"),
         Variant("fast", "auto", "batched", official_step=False),
     ]
     if not args.no_bf16:

@@ -34,6 +34,8 @@ Centering = Literal["ema", "sinkhorn_knopp"]
 LrScaling = Literal["linear", "sqrt"]
 # Data sets decoded file by file (no ``images`` tensor): the batched crop pipeline needs one.
 LAZY_DATASETS: frozenset[str] = frozenset({"image_folder"})
+# ViT attention kernels (dino_core/models/attention.py); auto = measured per shape
+AttentionChoice = Literal["auto", "sdpa", "math", "sdpa_fp32", "math_fp32"]
 
 
 class ConfigError(ValueError):
@@ -382,6 +384,13 @@ class TrainConfig(_Section):
     precision: Precision = "fp32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: bool = Field(False, description="torch.compile the backbone")
+    attention: AttentionChoice = Field(
+        "auto",
+        description="ViT attention kernel: auto = the fastest measured for each shape on this "
+        "device and precision (once per process, kept in checkpoints); sdpa = PyTorch's fused "
+        "kernel; math = matmul-softmax-matmul in the autocast dtype; sdpa_fp32 / math_fp32 = "
+        "the same in fp32 inside bf16/fp16 autocast. ConvNets ignore it",
+    )
     log_every_steps: int = Field(10, ge=1)
     checkpoint_every_steps: int = Field(0, ge=0, description="0 = only at epoch ends")
     keep_checkpoints: int = Field(2, ge=1, le=1000, description="keep the last K checkpoints")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import platform
 import random
 import warnings
 from dataclasses import dataclass
@@ -62,16 +63,26 @@ def detect_runtime(cfg: TrainConfig) -> Runtime:
 
 
 @functools.cache
-def cpu_flags() -> frozenset[str]:
-    """The CPU feature flags of /proc/cpuinfo (empty where it does not exist)."""
+def _cpuinfo_field(name: str) -> str | None:
+    """The first ``name : value`` line of /proc/cpuinfo (None where it does not exist)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return frozenset()
+        return None
     for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
+        if line.startswith(name):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags of /proc/cpuinfo (empty where it does not exist)."""
+    return frozenset((_cpuinfo_field("flags") or "").split())
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``AMD EPYC``, ``Intel(R) Xeon(R) Platinum 8488C`` ...)."""
+    return _cpuinfo_field("model name") or platform.processor() or "unknown CPU"
 
 
 def bf16_is_fast(device: torch.device) -> bool:

@@ -18,6 +18,7 @@ from dino_core.checkpoint import rng_state, set_rng_state
 from dino_core.config import DinoConfig
 from dino_core.ibot import IBOTPatchLoss
 from dino_core.loss import DINOLoss
+from dino_core.models.attention import load_plan_state, plan_state
 from dino_core.monitor import CollapseDetector
 
 
@@ -61,6 +62,7 @@ class TrainingState:
             "loss": self.loss.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": rng_state(),
+            "attention_plan": plan_state(),  # auto's kernels: kept on resume
             "collapse_window": self.detector.state(),
             "metrics": {k: float(v) for k, v in metrics.items()},
         }
@@ -76,5 +78,6 @@ class TrainingState:
         if ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         set_rng_state(ckpt["rng"])
+        load_plan_state(ckpt.get("attention_plan", {}))
         self.detector.load_state(list(ckpt.get("collapse_window", [])))
         self.step = int(ckpt["step"])

@@ -39,6 +39,7 @@ from dino_core.ibot import IBOTPatchLoss
 from dino_core.loss import DINOLoss
 from dino_core.metrics_file import MetricsFile, write_config
 from dino_core.models import build_model
+from dino_core.models.attention import plan_attention
 from dino_core.monitor import CollapseDetector
 from dino_core.optim import build_optimizer, clip_per_parameter, drop_last_layer_grads, set_schedule
 from dino_core.rank_rng import gather_rng_states, restore_rank_rng, seed_ranks
@@ -150,6 +151,7 @@ def train(
             st.student, device_ids=[rt.device.index] if rt.device.type == "cuda" else None
         )
     if cfg.train.compile:
+        plan_attention(st.student, cfg, rt.device, rt.world_size)  # auto: decided eagerly
         backbone_of(st.student).compile()
         backbone_of(st.teacher).compile()
     stop_at = min(sched.total_steps, cfg.train.max_steps or sched.total_steps)

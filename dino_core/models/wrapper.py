@@ -19,6 +19,7 @@ import torch.nn as nn
 
 from dino_core.config import ConfigError, DinoConfig, HeadConfig
 from dino_core.ibot import masked_rows
+from dino_core.models.attention import use_attention
 from dino_core.models.backbone import build_backbone, is_vit
 from dino_core.models.head import DINOHead
 from dino_core.models.tokens import vit_tokens
@@ -117,6 +118,7 @@ def _head(
 def build_model(cfg: DinoConfig) -> MultiCropWrapper:
     """Student or teacher network for ``cfg`` (same architecture for both)."""
     backbone, dim = build_backbone(cfg.model, cfg.crops.global_size)
+    use_attention(backbone, cfg.train.attention)
     h = cfg.head
     head = _head(h, dim, h.out_dim, h.hidden_dim, h.bottleneck_dim, h.nlayers)
     mask_token = patch_head = None

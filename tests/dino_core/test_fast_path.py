@@ -1,5 +1,6 @@
 """The fast step keeps DINO's numerics: bf16 tracks fp32, and the benchmark's reference step
-(official loops, hand-written attention) computes what the fast step computes."""
+(official loops) computes what the fast step computes (the attention kernels:
+test_attention.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import warnings
 from pathlib import Path
 
 import pytest
-import timm.layers
 import torch
 
 from benchmarks.step_throughput import official_clip, official_ema
@@ -30,6 +30,7 @@ def _losses(path: Path) -> list[float]:
     return [r["loss"] for r in rows]
 
 
+# (the ConvNet path's bf16 numerics: test_models_convnet.py, one forward and backward)
 def test_bf16_loss_tracks_fp32_over_50_steps(tmp_path: Path) -> None:
     over = {"train.epochs": 7, "train.batch_size": 8, "train.max_steps": 50,
             "train.collapse_action": "warn"}  # fmt: skip
@@ -64,21 +65,6 @@ def test_bf16_on_slow_cpu_warns(monkeypatch: pytest.MonkeyPatch) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         runtime.detect_runtime(TrainConfig(precision="fp32", device="cpu"))
-
-
-def test_fused_attention_equals_handwritten() -> None:
-    cfg = tiny_config()
-    torch.manual_seed(0)
-    fused = build_model(cfg)
-    timm.layers.set_fused_attn(False)
-    try:
-        plain = build_model(cfg)
-    finally:
-        timm.layers.set_fused_attn(True)
-    plain.load_state_dict(fused.state_dict())
-    assert fused.backbone.blocks[0].attn.fused_attn and not plain.backbone.blocks[0].attn.fused_attn
-    x = [torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16), torch.randn(4, 3, 8, 8)]
-    torch.testing.assert_close(fused(x), plain(x), rtol=1e-5, atol=1e-5)
 
 
 def test_reference_and_foreach_clip_and_ema_agree() -> None:
