@@ -154,6 +154,8 @@ def kernel_for(q: torch.Tensor, grad: bool, scale: float) -> str:
     """The auto choice for ``q``'s shape: planned before, or measured now. A graph being
     compiled reads what eager calls decided (:func:`plan_attention`), else takes ``sdpa``."""
     shape_key = (q.device.type, tuple(q.shape), q.dtype, grad)
+    if q.device.type == "meta":  # shapes only (the submit-time footprint): nothing to time
+        return "sdpa"
     if torch.compiler.is_compiling():
         return _BY_SHAPE.get(shape_key, "sdpa")
     key = plan_key(q, grad)

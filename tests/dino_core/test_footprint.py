@@ -73,3 +73,10 @@ def test_an_unknown_architecture_names_the_field() -> None:
     data["model"]["arch"] = "not_a_timm_model"
     with pytest.raises(ConfigError, match=r"model\.arch='not_a_timm_model' is not a timm model"):
         footprint(DinoConfig.model_validate(data))
+
+
+def test_the_auto_attention_choice_is_not_timed_on_the_meta_device() -> None:
+    """``train.attention: auto`` times kernels on real tensors; the meta-device build of the
+    submit-time estimate has none to time and must still count the ViT (it raised)."""
+    cfg = _tiny(attention="auto")
+    assert footprint(cfg).device_bytes > 0

@@ -80,7 +80,7 @@ def test_grid_file_is_validated_before_sending(server: Server, tmp_path: Path) -
     code, out = run(server, "alice", "submit", str(tmp_path / "missing.yaml"))
     assert code == 2 and "does not exist" in out
     code, out = run(server, "alice", "submit", str(write_grid(tmp_path)), "--dry-run")
-    assert code == 0 and "valid, 4 combination(s)" in out
+    assert code == 0 and "valid, 4 combination(s)" in out, out
 
 
 def test_preset_base_and_set_are_resolved(tmp_path: Path) -> None:
