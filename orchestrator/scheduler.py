@@ -16,9 +16,10 @@ from typing import Any
 
 import ray
 from ray.exceptions import ActorUnavailableError, RayError
+from sqlalchemy import update
 
 from orchestrator import outcomes, queries, registry
-from orchestrator.capacity import Bundle, add_into, demand_of
+from orchestrator.capacity import Bundle, Shortfall, add_into, demand_of
 from orchestrator.db import Database
 from orchestrator.mlflow_parent import (
     ensure_experiment_id,
@@ -33,7 +34,7 @@ from orchestrator.runner import JobRunner, actor_name
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.specs import actor_options, build_spec
 from orchestrator.states import record_event
-from worker.contracts import JobResult, PollReply, Resources
+from worker.contracts import QUEUED, JobResult, PollReply, Resources
 
 log = logging.getLogger(__name__)
 RELEASE_CREDIT_S = 2.0  # how long a killed actor's resources count as free before Ray says so
@@ -65,7 +66,7 @@ class Scheduler:
         self.tracked: dict[str, Tracked] = {}
         self._runner = ray.remote(JobRunner)
         self._tracking_uri = settings.resolved_tracking_uri()
-        self._waiting_noted: set[str] = set()
+        self._waiting_noted: dict[str, str] = {}  # job id -> the waiting reason recorded
         self._next_heartbeat = 0.0
         self._released: list[tuple[float, str, Bundle]] = []  # (until, node id, resources)
 
@@ -100,7 +101,8 @@ class Scheduler:
 
     # ---- housekeeping ------------------------------------------------------------------
     def _report(self) -> dict[str, Any]:
-        return {**cluster_report(), "lease_s": self.settings.lease_s}
+        fixed = self.settings.fixed_cluster()
+        return {**cluster_report(), "lease_s": self.settings.lease_s, "fixed_size": fixed}
 
     def _housekeeping(self) -> None:
         registry.heartbeat(self.db, self.id, self._report())
@@ -191,8 +193,9 @@ class Scheduler:
         cap = capacity_snapshot(held, released)
         for job in ready:
             res = Resources.model_validate(job.resources)
-            if not cap.could_ever_fit(res):
-                self._note_waiting(job, res)
+            why = cap.never_fits(res)
+            if why is not None:
+                self._note_waiting(job, why)
                 continue
             if not cap.fits_now(res):
                 cap.hold_back(res)
@@ -203,19 +206,28 @@ class Scheduler:
             cap.take(res)
             self._start_attempt(claimed, res)
 
-    def _note_waiting(self, job: Job, res: Resources) -> None:
-        if job.id in self._waiting_noted:
+    def _note_waiting(self, job: Job, why: Shortfall) -> None:
+        """The job's ``status_reason`` says why it waits (``waiting: needs 64 CPUs; the
+        largest node has 2 CPUs``), once per job and reason, with a ``waiting`` event."""
+        reason = f"waiting: {why.message}"
+        if self._waiting_noted.get(job.id) == reason:
             return
-        self._waiting_noted.add(job.id)
+        self._waiting_noted[job.id] = reason
         with self.db.session() as s:
+            s.execute(
+                update(Job)
+                .where(Job.id == job.id, Job.status == QUEUED, Job.attempt == job.attempt)
+                .values(status_reason=reason)
+            )
             record_event(
                 s,
                 "waiting",
-                f"no node of the cluster can hold {res.num_workers} x {demand_of(res)} "
-                "now: waiting for a node with these resources to join",
+                f"{reason}; no node of the cluster can hold it now: waiting for a node with "
+                "these resources to join",
                 job_id=job.id,
                 grid_id=job.grid_id,
                 attempt=job.attempt,
+                data={"field": f"resources.{why.field}"},
             )
 
     def _mlflow_parent(self, job: Job) -> str | None:

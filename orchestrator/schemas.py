@@ -337,3 +337,4 @@ class ClusterInfo(_View):
     resources_available: dict[str, float]
     nodes: list[dict[str, Any]]
     reported_at: datetime | None
+    fixed_size: bool = Field(False, description="no node will join (no autoscaling)")

@@ -52,6 +52,12 @@ class OrchestratorSettings(BaseModel):
     mlflow_setup: bool = Field(
         True, description="create jobs' MLflow experiments and each grid's parent run"
     )
+    autoscaling: bool | None = Field(
+        None,
+        description="can nodes join the Ray cluster (autoscaler, workers added by hand)? "
+        "None = no for a local Ray, yes for RAY_ADDRESS; no = a job no node can hold is "
+        "refused at submit",
+    )
     dataset_roots: list[str] = Field(
         default_factory=dataset_roots,
         description="where jobs may read data (DINO_DATASET_ROOTS, as the api checks it)",
@@ -72,6 +78,13 @@ class OrchestratorSettings(BaseModel):
 
     def resolved_ray_address(self) -> str | None:
         return self.ray_address or os.environ.get("RAY_ADDRESS") or None
+
+    def fixed_cluster(self) -> bool:
+        """True when no node will ever join (what the heartbeat tells the api as
+        ``fixed_size``): a job that fits no node now never will."""
+        if self.autoscaling is not None:
+            return not self.autoscaling
+        return self.resolved_ray_address() is None
 
     def resolved_tracking_uri(self) -> str:
         """The MLflow store every job of this orchestrator logs to."""

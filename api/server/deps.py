@@ -11,7 +11,9 @@ from fastapi.dependencies.models import Dependant
 from api.server.problems import PROBLEM_JSON, FieldError, Problem, validation_problem
 from api.server.settings import ApiSettings
 from orchestrator import service
+from orchestrator.capacity import Bundle
 from orchestrator.db import Database
+from orchestrator.schemas import ClusterInfo
 from orchestrator.service import MemoryPolicy, PathPolicy
 from worker.deployment import jobs_root
 
@@ -60,16 +62,15 @@ def get_path_policy(request: Request) -> PathPolicy:
     return PathPolicy(tuple(roots), jobs_root())
 
 
-def _largest_node_memory(request: Request) -> float | None:
-    """The largest node's memory in the cluster report, read at most every few seconds
-    (heartbeats refresh it every 2 s; submissions should not each read it)."""
+def _cluster(request: Request) -> ClusterInfo:
+    """The cluster report, read at most every few seconds while there is one (heartbeats
+    refresh it every 2 s; submissions should not each read it)."""
     state = request.app.state
     now = time.monotonic()
-    cached: tuple[float, float | None] | None = getattr(state, "node_memory", None)
-    if cached is None or now - cached[0] > NODE_MEMORY_TTL_S:
-        nodes = service.cluster_info(get_db(request)).nodes
-        cached = (now, service.largest_node_memory(nodes))
-        state.node_memory = cached
+    cached: tuple[float, ClusterInfo] | None = getattr(state, "cluster", None)
+    if cached is None or now - cached[0] > NODE_MEMORY_TTL_S or cached[1].reported_at is None:
+        cached = (now, service.cluster_info(get_db(request)))
+        state.cluster = cached
     return cached[1]
 
 
@@ -78,14 +79,21 @@ def get_memory_policy(request: Request) -> MemoryPolicy:
     settings = get_settings(request)
     gib = float(2**30)
     cpu = settings.worker_memory_gb
-    host = cpu * gib if cpu is not None else _largest_node_memory(request)
+    host = cpu * gib if cpu is not None else service.largest_node_memory(_cluster(request).nodes)
     return MemoryPolicy(settings.gpu_memory_gb * gib, host)
+
+
+def get_fixed_nodes(request: Request) -> list[Bundle] | None:
+    """Each node's resources when the cluster cannot grow (a job none holds is refused)."""
+    info = _cluster(request)
+    return service.fixed_cluster_nodes(info.nodes, info.fixed_size)
 
 
 Db = Annotated[Database, Depends(get_db)]
 Settings = Annotated[ApiSettings, Depends(get_settings)]
 Paths = Annotated[PathPolicy, Depends(get_path_policy)]
 Memory = Annotated[MemoryPolicy, Depends(get_memory_policy)]
+FixedNodes = Annotated[list[Bundle] | None, Depends(get_fixed_nodes)]
 IdempotencyKey = Annotated[
     str | None,
     Header(

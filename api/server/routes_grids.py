@@ -14,6 +14,7 @@ from api.server.deps import (
     ID_MAX,
     NOT_FOUND,
     Db,
+    FixedNodes,
     IdempotencyKey,
     Limit,
     Memory,
@@ -54,6 +55,7 @@ def submit_grid(
     settings: SettingsDep,
     paths: Paths,
     memory: Memory,
+    nodes: FixedNodes,
     response: Response,
     idempotency_key: IdempotencyKey = None,
     dry_run: Annotated[bool, Query(description="check only: 200 with the combinations")] = False,
@@ -64,7 +66,9 @@ def submit_grid(
     combinations and the job count come back and nothing is stored."""
     cap = settings.max_grid_combinations
     if dry_run:
-        plan = service.plan_grid(body, max_combinations=cap, paths=paths, memory=memory)
+        plan = service.plan_grid(
+            body, max_combinations=cap, paths=paths, memory=memory, cluster=nodes
+        )
         return Response(plan.model_dump_json(), media_type="application/json")
     grid, again = service.submit_grid_with_replay(
         db,
@@ -74,6 +78,7 @@ def submit_grid(
         max_combinations=cap,
         paths=paths,
         memory=memory,
+        cluster=nodes,
     )
     response.headers["Location"] = f"/v1/grids/{grid.id}"
     if again:

@@ -13,6 +13,7 @@ from api.server.deps import (
     ID_MAX,
     NOT_FOUND,
     Db,
+    FixedNodes,
     IdempotencyKey,
     Limit,
     Memory,
@@ -49,6 +50,7 @@ def submit_job(
     db: Db,
     paths: Paths,
     memory: Memory,
+    nodes: FixedNodes,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> JobView:
@@ -56,7 +58,13 @@ def submit_job(
     status code); the same key with a different body is a 409. An evaluation's
     ``source_job`` / ``source_checkpoint`` must be one of the caller's jobs (else 404)."""
     job, again = service.submit_job_with_replay(
-        db, user, body, idempotency_key=idempotency_key, paths=paths, memory=memory
+        db,
+        user,
+        body,
+        idempotency_key=idempotency_key,
+        paths=paths,
+        memory=memory,
+        cluster=nodes,
     )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if again:

@@ -49,6 +49,7 @@ class ClusterView(BaseModel):
     resources_used: dict[str, float] = Field(description="total - available, per resource")
     reported_at: str | None
     queue: QueueStats = Field(description="admins: every job; users: their own jobs")
+    fixed_size: bool = Field(description="no node will join: jobs no node holds are refused")
 
 
 def _public_resources(resources: dict[str, float]) -> dict[str, float]:
@@ -79,6 +80,7 @@ def cluster_view(info: ClusterInfo, queue: QueueStats, admin: bool) -> ClusterVi
         resources_used=used,
         reported_at=info.reported_at.isoformat() if info.reported_at else None,
         queue=queue,
+        fixed_size=info.fixed_size,
     )
 
 

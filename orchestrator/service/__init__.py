@@ -28,7 +28,12 @@ from orchestrator.service.jobs import (
     submit_job,
     submit_job_with_replay,
 )
-from orchestrator.service.runnable import MemoryPolicy, PathPolicy, largest_node_memory
+from orchestrator.service.runnable import (
+    MemoryPolicy,
+    PathPolicy,
+    fixed_cluster_nodes,
+    largest_node_memory,
+)
 from orchestrator.service.stats import cluster_info, queue_stats
 from orchestrator.service.users import (
     create_user,
@@ -49,6 +54,7 @@ __all__ = [
     "create_user",
     "experiment_for_grid",
     "extend_grid",
+    "fixed_cluster_nodes",
     "get_grid",
     "get_job",
     "get_user",

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from dino_core.config import EvalConfig
 from dino_core.eval.baseline_key import baseline_key
+from orchestrator.capacity import Bundle
 from orchestrator.db import Database
 from orchestrator.errors import StaleStateError
 from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS
@@ -49,12 +50,15 @@ def plan_grid(
     max_combinations: int = DEFAULT_MAX_COMBINATIONS,
     paths: PathPolicy | None = None,
     memory: MemoryPolicy | None = None,
+    cluster: list[Bundle] | None = None,
 ) -> GridPlanView:
     """What :func:`submit_grid` would queue (a dry run): stores nothing.
 
     Raises :class:`GridValidationError` listing every invalid field.
     """
-    plan = check_grid(request, max_combinations=max_combinations, paths=paths, memory=memory)
+    plan = check_grid(
+        request, max_combinations=max_combinations, paths=paths, memory=memory, cluster=cluster
+    )
     return plan.view()
 
 
@@ -65,6 +69,7 @@ class GridSubmitOptions(TypedDict, total=False):
     max_combinations: int
     paths: PathPolicy | None
     memory: MemoryPolicy | None
+    cluster: list[Bundle] | None
 
 
 def submit_grid(
@@ -87,10 +92,13 @@ def submit_grid_with_replay(
     max_combinations: int = DEFAULT_MAX_COMBINATIONS,
     paths: PathPolicy | None = None,
     memory: MemoryPolicy | None = None,
+    cluster: list[Bundle] | None = None,
 ) -> tuple[GridView, bool]:
     """:func:`submit_grid`, and whether the answer replays an earlier request's grid
     (``Idempotent-Replayed``)."""
-    plan = check_grid(request, max_combinations=max_combinations, paths=paths, memory=memory)
+    plan = check_grid(
+        request, max_combinations=max_combinations, paths=paths, memory=memory, cluster=cluster
+    )
     combos = plan.combinations
     es = request.early_stopping
 

@@ -7,6 +7,7 @@ from typing import TypedDict, Unpack
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from orchestrator.capacity import Bundle
 from orchestrator.db import Database
 from orchestrator.dependencies import cancel_dependents
 from orchestrator.errors import StaleStateError
@@ -31,6 +32,7 @@ class JobSubmitOptions(TypedDict, total=False):
     idempotency_key: str | None
     paths: PathPolicy | None
     memory: MemoryPolicy | None
+    cluster: list[Bundle] | None
 
 
 def submit_job(
@@ -55,10 +57,11 @@ def submit_job_with_replay(
     idempotency_key: str | None = None,
     paths: PathPolicy | None = None,
     memory: MemoryPolicy | None = None,
+    cluster: list[Bundle] | None = None,
 ) -> tuple[JobView, bool]:
     """:func:`submit_job`, and whether the answer replays an earlier request's job
     (``Idempotent-Replayed``)."""
-    plan = check_job(request, paths=paths, memory=memory)
+    plan = check_job(request, paths=paths, memory=memory, cluster=cluster)
     config = plan.config
 
     def create(session: Session) -> str:

@@ -3,6 +3,8 @@
 * data (with a :class:`PathPolicy`): ``image_folder`` needs ``data.root``; a root must be an
   existing directory inside the dataset roots, symlinks resolved (the worker resolves and
   checks it again where it opens the data: :mod:`dino_core.data.roots`);
+* the resources (given the nodes of a cluster that cannot grow): some node must hold each
+  worker (``resources.num_cpus``: ``needs 64 CPUs; the largest node has 2 CPUs``);
 * the network (with a :class:`MemoryPolicy`): ``model.arch`` must build (timm, on PyTorch's
   meta device) and its memory estimate (:mod:`dino_core.footprint`) must fit one worker of
   the requested resources: one accelerator when the job asks for GPUs, else the largest
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dino_core.config import ConfigError, DinoConfig
+from orchestrator.capacity import Bundle, shortfall
 from orchestrator.errors import FieldError
 from orchestrator.paths import outside_roots
 from worker.contracts import Resources
@@ -57,6 +60,33 @@ def largest_node_memory(nodes: Sequence[Mapping[str, Any]]) -> float | None:
         for n in nodes
     ]
     return max(sizes) if sizes and max(sizes) > 0 else None
+
+
+def fixed_cluster_nodes(
+    nodes: Sequence[Mapping[str, Any]], fixed_size: bool
+) -> list[Bundle] | None:
+    """Each node's total resources in a cluster report when the cluster cannot grow (no
+    autoscaling, per its orchestrator), else None: then no job is refused for its size."""
+    if not fixed_size or not nodes:
+        return None
+    return [{k: float(v) for k, v in (n.get("resources") or {}).items()} for n in nodes]
+
+
+def capacity_errors(
+    resources: Mapping[str, Resources | None], nodes: Sequence[Bundle] | None
+) -> list[FieldError]:
+    """Each of ``resources`` (request field -> request) no node of ``nodes`` could hold."""
+    if nodes is None:
+        return []
+    errors = []
+    for prefix, res in resources.items():
+        why = shortfall(res, list(nodes)) if res is not None else None
+        if why is not None:
+            message = f"{why.message}, and this cluster does not grow: ask for less"
+            errors.append(
+                FieldError(field=f"{prefix}.{why.field}", message=message, type="too_large")
+            )
+    return errors
 
 
 def data_errors(cfg: DinoConfig, paths: PathPolicy, where: Where) -> list[FieldError]:

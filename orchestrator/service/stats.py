@@ -106,4 +106,5 @@ def cluster_info(db: Database) -> ClusterInfo:
         resources_available=snap.get("available", {}),
         nodes=snap.get("nodes", []),
         reported_at=live[0].heartbeat_at if live else None,
+        fixed_size=bool(snap.get("fixed_size", False)),
     )

@@ -9,7 +9,8 @@ finite, evaluation options must fit their runner (:mod:`dino_core.eval.options`)
 :class:`PathPolicy` every path a worker would read (``data.root``, ``eval_options.data.root``,
 ``source_checkpoint``) must lie inside the configured roots. Each pretraining config must be
 runnable (:mod:`orchestrator.service.runnable`: its data named and there, its network built
-and fitting a worker's memory under a :class:`MemoryPolicy`). Which job a
+and fitting a worker's memory under a :class:`MemoryPolicy`); given the nodes of a cluster that
+cannot grow (``cluster``), resources no node could ever hold are refused. Which job a
 ``source_checkpoint`` belongs to is found here; that the caller owns it is checked where the
 job is stored (:mod:`orchestrator.service.sources`).
 """
@@ -25,6 +26,7 @@ from pydantic import ValidationError
 from dino_core.config import DinoConfig
 from dino_core.eval.baseline_key import baseline_key, decides_baseline
 from dino_core.eval.options import EVAL_OPTIONS, BaselinesOptions, option_problems
+from orchestrator.capacity import Bundle
 from orchestrator.config_check import (
     check_config,
     non_finite,
@@ -37,7 +39,13 @@ from orchestrator.errors import FieldError, GridValidationError, JobValidationEr
 from orchestrator.grid_expand import DEFAULT_MAX_COMBINATIONS, Combination, expand
 from orchestrator.paths import checkpoint_job, outside_roots
 from orchestrator.schemas import CombinationView, GridPlanView, GridRequest, JobRequest
-from orchestrator.service.runnable import MemoryPolicy, PathPolicy, Where, runnable_errors
+from orchestrator.service.runnable import (
+    MemoryPolicy,
+    PathPolicy,
+    Where,
+    capacity_errors,
+    runnable_errors,
+)
 from worker.contracts import PRETRAIN, EvalKind
 
 
@@ -178,12 +186,15 @@ def check_grid(
     max_combinations: int = DEFAULT_MAX_COMBINATIONS,
     paths: PathPolicy | None = None,
     memory: MemoryPolicy | None = None,
+    cluster: list[Bundle] | None = None,
 ) -> GridPlan:
     """The grid's validated combinations, or :class:`GridValidationError` with every error."""
     errors = non_finite(request.model_dump(mode="python"), "")
     if errors:
         raise GridValidationError(errors)
     options, errors = _all_eval_options(request.eval_options, "eval_options", paths)
+    limits = {"resources": request.resources, "eval_resources": request.eval_resources}
+    errors += capacity_errors(limits, cluster)
     found = expand(
         request.base_config,
         request.axes,
@@ -233,13 +244,18 @@ def _job_field(dotted: Mapping[str, Any]) -> Where:
 
 
 def check_job(
-    request: JobRequest, *, paths: PathPolicy | None = None, memory: MemoryPolicy | None = None
+    request: JobRequest,
+    *,
+    paths: PathPolicy | None = None,
+    memory: MemoryPolicy | None = None,
+    cluster: list[Bundle] | None = None,
 ) -> JobPlan:
     """The job's config and options, or :class:`JobValidationError` with every error."""
     errors = non_finite(request.model_dump(mode="python"), "")
     if errors:
         raise JobValidationError(errors)
     dotted, errors = _job_overrides(request)
+    errors += capacity_errors({"resources": request.resources}, cluster)
     cfg = None
     if not errors:  # the config can be built only from known, well-formed overrides
         cfg, errs = check_config(request.config, dotted)
