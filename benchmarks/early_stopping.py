@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from benchmarks._common import machine, write_json
+from worker.contracts import STOPPED_EARLY
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPS = [0.04, 0.055, 0.07, 0.1]
@@ -68,7 +69,7 @@ def _usage(db: Any, grid_id: str) -> dict[str, Any]:
         epochs = 0
         for j in jobs.values():  # a stopped run trained to the rung it paused at
             if j.kind == "pretrain":
-                stopped = j.status == "STOPPED_EARLY"
+                stopped = j.status == STOPPED_EARLY
                 epochs += int(j.until_epoch or 0) if stopped else j.config["train"]["epochs"]
         return {
             "cpu_seconds": {k: round(v, 1) for k, v in cpu_s.items()},
@@ -162,7 +163,7 @@ def main() -> None:
         ray.shutdown()
         db.dispose()
         shutil.rmtree(home, ignore_errors=True)
-    survivors = [r["loss.teacher_temp"] for r in es_rows if r["status"] != "STOPPED_EARLY"]
+    survivors = [r["loss.teacher_temp"] for r in es_rows if r["status"] != STOPPED_EARLY]
     out = {
         "benchmark": "early_stopping",
         "machine_at_start": at_start,
