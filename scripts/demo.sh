@@ -37,7 +37,16 @@ for i in $(seq 1 240); do
 done
 
 echo "== submitting $GRID"
+# --watch exits non-zero when a combination did not succeed (the collapsed ones here, by design):
+# keep going to the table as long as the grid was submitted
+set +e
 "$DINO" submit "$GRID" --watch | tee "$DINO_HOME/logs/submit.log"
+watch_rc=${PIPESTATUS[0]}
+set -e
+if ! grep -q -m1 -E 'grid-[0-9a-f]+' "$DINO_HOME/logs/submit.log"; then
+  echo "the grid was not submitted (dino submit exited $watch_rc)" >&2
+  exit "$watch_rc"
+fi
 GRID_ID=$(grep -m1 -oE 'grid-[0-9a-f]+' "$DINO_HOME/logs/submit.log")  # no pipe: under pipefail, head closing early failed the script
 echo
 echo "== ablation table ($GRID_ID)"
