@@ -402,13 +402,14 @@ def markdown(res: dict[str, Any]) -> str:
 
 
 def _commit(path: Path) -> str:
-    """The checkout's path and commit (``git rev-parse HEAD``), as the results record it."""
+    """The checkout's commit (``git rev-parse HEAD``), as the results record it (not its
+    absolute path: that names this machine, not the code)."""
     try:
         sha = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True,
                              text=True, check=True, timeout=10).stdout.strip()  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         sha = "unknown commit (not a git checkout)"
-    return f"{path} at {sha}"
+    return f"facebookresearch/dino at {sha}"
 
 
 def main() -> None:
