@@ -114,8 +114,15 @@ MEAN_SUFFIXES = ("_std", "_n", "_p", "_vs_best")
 MARKS = {"best": " (best)", "lower": " *", "~": ""}
 
 
+SEED_COLUMNS = ("n_seeds", "seeds")
+
+
 def _shown(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Columns some row has a value in, less ids; the seed columns only when some row has
+    more than one seed (a one-seed grid's seed is in its baselines table)."""
     hidden = {"job_id", "mlflow_run_id"}
+    if rows and all(isinstance(r.get("n_seeds"), int) and r["n_seeds"] <= 1 for r in rows):
+        hidden.update(SEED_COLUMNS)
     return [
         c
         for c in columns
