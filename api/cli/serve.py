@@ -27,6 +27,7 @@ from typing import IO
 
 import psutil
 
+from api.cli.tether import tether_command
 from api.server.settings import ApiSettings
 from worker.deployment import default_database_url, default_tracking_uri, dino_home
 from worker.env import apply_worker_env
@@ -199,7 +200,8 @@ def serve(
             children.append(child)
             watch_child(child, stopping, _orchestrator_died)
         if mlflow_ui:
-            args = mlflow_ui_command(tracking_uri, mlflow_port)
+            # tethered: a kill -9 of this process must not orphan the UI's web server
+            args = tether_command(os.getpid(), mlflow_ui_command(tracking_uri, mlflow_port))
             child = start_child("mlflow ui", args, home / "logs" / "mlflow-ui.log", 15, env)
             children.append(child)
             watch_child(child, stopping)

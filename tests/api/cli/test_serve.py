@@ -26,13 +26,13 @@ pytestmark = pytest.mark.slow
 DINO = [sys.executable, "-m", "api.cli.main"]
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[str], log: Path) -> None:
+def _wait_healthy(url: str, proc: subprocess.Popen[str], log: Path, path: str = "/healthz") -> None:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"dino serve exited early:\n{log.read_text()[-3000:]}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -40,8 +40,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen[str], log: Path) -> None:
     raise AssertionError(f"dino serve did not answer /healthz:\n{log.read_text()[-3000:]}")
 
 
-def _start_serve(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, Path, str]:
-    """``dino serve`` with one CPU and the test job function; (process, home, log, url)."""
+def _start_serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], Path, Path, str]:
+    """``dino serve`` with one CPU, the test job function and ``extra`` arguments;
+    (process, home, log, url)."""
     home = tmp_path / "home"
     port = free_port()
     env = dict(os.environ, DINO_HOME=str(home), DINO_STORAGE_URI=str(home / "jobs"))
@@ -52,6 +53,7 @@ def _start_serve(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, Path, str
     log = tmp_path / "serve.log"
     args = [*DINO, "serve", "--port", str(port), "--num-cpus", "1"]
     args += ["--job-fn", "tests.orchestrator.jobfns:steps_job", "--log-level", "warning"]
+    args += list(extra) or ["--no-mlflow-ui"]
     with log.open("w") as out:
         proc = subprocess.Popen(
             args, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=REPO
@@ -170,13 +172,18 @@ def test_sigkill_of_serve_stops_its_orchestrator_and_ray_and_one_home_has_one(
 ) -> None:
     """``kill -9`` of the ``dino serve`` PID alone: its orchestrator sees the parent die and
     stops with every process of its local Ray (raylet, gcs, DashboardAgent,
-    RuntimeEnvAgent). While it ran, a second orchestrator with its own local Ray on the same
+    RuntimeEnvAgent), and the ``mlflow ui`` it started stops with its web server and that
+    server's workers. While it ran, a second orchestrator with its own local Ray on the same
     DINO_HOME refused to start, naming the first one's PID."""
-    proc, home, log, url = _start_serve(tmp_path)
+    ui_port = free_port()
+    proc, home, log, url = _start_serve(tmp_path, "--mlflow-ui", "--mlflow-port", str(ui_port))
     tree: list[psutil.Process] = []
     try:
         _wait_healthy(url, proc, log)
+        _wait_healthy(f"http://127.0.0.1:{ui_port}", proc, log, path="/health")
         tree = _tree_with_ray(proc, log)
+        ui = [p for p in tree if "mlflow/server" in " ".join(p.cmdline())]
+        assert ui, [p.cmdline() for p in tree]  # the UI's own web server, not its launcher
         orch = next(p for p in tree if "-m orchestrator" in " ".join(p.cmdline()))
         out = _second_orchestrator(home)
         assert f"another orchestrator (pid {orch.pid})" in out, out
