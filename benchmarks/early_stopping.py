@@ -3,17 +3,22 @@
 One run, two grids of the same four combinations (``loss.teacher_temp`` 0.04, 0.055, 0.07 and
 0.1; 0.1 equals the student temperature: no sharpening, the paper's Sec. 5.3 uniform-collapse
 case) on the ``fashion_mnist_cpu`` preset cut to ``--images`` images and ``--epochs`` epochs,
-each run followed by a k-NN evaluation: the full grid, then the same grid with
+each run followed by a k-NN evaluation, every combination once per seed (``--seeds``, so the
+decision is taken on the seed mean as in production) and the grid's random-init / raw-pixel
+k-NN baselines computed once per grid: the full grid, then the same grid with
 ``early_stopping: {rungs: [1], reduction_factor: 2}`` (the best half train on after epoch 1).
 Both run through the production loop (:func:`orchestrator.loop.run_orchestrator`) and the real
 worker on a local Ray with ``--cpus`` slots, ``reuse: false`` (the second grid must not take
 the first one's results).
 
 Reported per grid: CPU-seconds held (sum over attempts of claim -> end x the job's CPUs),
-epochs trained, and the final k-NN per combination; then the ratio early-stopping / full and
-whether the surviving combinations rank in the same order as in the full grid. Usage::
+epochs trained, and the final k-NN per combination (mean ± std over the seeds); then the ratio
+early-stopping / full and whether the surviving combinations rank in the same order as in the
+full grid. Writes ``results/<name>.json``, ``<name>.md`` and both grids' summary figures
+(``<name>_full.png``, ``<name>_asha.png``, :func:`orchestrator.ablation.figure.to_png`).
+Usage::
 
-    python -m benchmarks.early_stopping [--cpus 2] [--images 3000] [--epochs 4]
+    python -m benchmarks.early_stopping [--cpus 2] [--images 3000] [--epochs 4] [--seeds 2]
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ from typing import Any
 
 import yaml
 
-from benchmarks._common import machine, write_json
-from worker.contracts import STOPPED_EARLY
+from benchmarks._common import RESULTS, machine, write_json
+from worker.contracts import BASELINES, PRETRAIN, STOPPED_EARLY
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPS = [0.04, 0.055, 0.07, 0.1]
@@ -40,7 +45,7 @@ ES = {"metric": "knn_top1", "rungs": [1], "reduction_factor": 2}
 def _base(images: int, epochs: int) -> dict[str, Any]:
     cfg = yaml.safe_load((REPO / "configs" / "fashion_mnist_cpu.yaml").read_text())
     cfg["data"]["limit"] = images
-    cfg["train"].update(epochs=epochs, threads=1, checkpoint_every_steps=None)
+    cfg["train"].update(epochs=epochs, threads=1, checkpoint_every_steps=0)
     cfg["eval"] = {
         **cfg.get("eval", {}),
         "knn_every_epochs": 1,
@@ -59,16 +64,16 @@ def _usage(db: Any, grid_id: str) -> dict[str, Any]:
     with db.session() as s:
         jobs = {j.id: j for j in s.scalars(select(Job).where(Job.grid_id == grid_id))}
         attempts = s.scalars(select(Attempt).where(Attempt.job_id.in_(list(jobs)))).all()
-        cpu_s = {"pretrain": 0.0, "eval": 0.0}
+        cpu_s = {PRETRAIN: 0.0, "eval": 0.0, BASELINES: 0.0}
         for a in attempts:
             if a.ended_at is None:
                 continue
             job = jobs[a.job_id]
             held = (a.ended_at - a.claimed_at).total_seconds() * job.resources["num_cpus"]
-            cpu_s["pretrain" if job.kind == "pretrain" else "eval"] += held
+            cpu_s[job.kind if job.kind in cpu_s else "eval"] += held
         epochs = 0
         for j in jobs.values():  # a stopped run trained to the rung it paused at
-            if j.kind == "pretrain":
+            if j.kind == PRETRAIN:
                 stopped = j.status == STOPPED_EARLY
                 epochs += int(j.until_epoch or 0) if stopped else j.config["train"]["epochs"]
         return {
@@ -79,13 +84,17 @@ def _usage(db: Any, grid_id: str) -> dict[str, Any]:
         }
 
 
-def _table(db: Any, user: Any, grid_id: str) -> list[dict[str, Any]]:
+def _results(db: Any, user: Any, grid_id: str) -> Any:
     from orchestrator.ablation import grid_results
     from orchestrator.service import get_grid, grid_summary
 
-    grid = get_grid(db, user, grid_id)
-    results = grid_results(grid.name, grid_summary(db, user, grid_id))
-    keep = ("loss.teacher_temp", "status", "knn_top1", "stopped_at_epoch", "stop_value")
+    return grid_results(get_grid(db, user, grid_id).name, grid_summary(db, user, grid_id))
+
+
+def _table(results: Any) -> list[dict[str, Any]]:
+    """Per combination: its value, status, the k-NN mean / std / n over seeds, the stop."""
+    keep = ["loss.teacher_temp", "status", "knn_top1", "knn_top1_std", "knn_top1_n"]
+    keep += ["stopped_at_epoch", "stop_value"]
     return [{k: row.get(k) for k in keep} for row in results.table]
 
 
@@ -106,11 +115,68 @@ def _ranking(rows: list[dict[str, Any]], temps: list[float]) -> list[float]:
     return [r["loss.teacher_temp"] for r in sorted(scored, key=lambda r: -(r["knn_top1"] or 0))]
 
 
+def _figures(name: str, grids: dict[str, Any]) -> None:
+    from orchestrator.ablation.figure import to_png
+
+    for tag, results in grids.items():
+        (RESULTS / f"{name}_{tag}.png").write_bytes(to_png(results))
+
+
+def _fmt(mean: Any, std: Any) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.2f}" + ("" if std is None else f" ± {std:.2f}")
+
+
+def _markdown(out: dict[str, Any]) -> str:
+    g, m = out["grid"], out["machine_at_start"]
+    lines = [
+        f"# Early stopping on a Fashion-MNIST grid ({out['benchmark']})",
+        "",
+        f"CPU: {m.get('cpu')}; load average at start {m.get('load_average')}, at end "
+        f"{out['machine_at_end'].get('load_average')}. "
+        f"Grid: loss.teacher_temp {g['teacher_temps']}, "
+        f"{g['images']} images, {g['epochs']} epochs, seeds 0-{g['seeds'] - 1}, "
+        f"{g['slots']} one-CPU slots; early stopping {g['early_stopping']}.",
+        "",
+        "| grid | CPU-s pretrain | CPU-s eval | CPU-s baselines | CPU-s total | epochs | wall s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for tag in ("full", "early_stopping"):
+        u = out[tag]
+        c = u["cpu_seconds"]
+        lines.append(
+            f"| {tag} | {c[PRETRAIN]} | {c['eval']} | {c[BASELINES]} | {u['cpu_seconds_total']} "
+            f"| {u['pretrain_epochs']} | {u['wall_s']} |"
+        )
+    lines += [
+        "",
+        f"Early stopping / full: **{out['ratio_cpu_seconds']}x CPU-seconds**, "
+        f"{out['ratio_pretrain_epochs']}x pretraining epochs. Survivors {out['survivors']}; "
+        f"ranking of the survivors full {out['ranking_full']}, early stopping "
+        f"{out['ranking_early_stopping']}: unchanged = {out['ranking_unchanged']}.",
+        "",
+        "| teacher temp | full: status | full: k-NN | early stopping: status | k-NN | stopped at "
+        "epoch | stop value |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f, e in zip(out["full"]["table"], out["early_stopping"]["table"], strict=True):
+        stop_value = e["stop_value"]
+        lines.append(
+            f"| {f['loss.teacher_temp']} | {f['status']} | "
+            f"{_fmt(f['knn_top1'], f['knn_top1_std'])} | {e['status']} | "
+            f"{_fmt(e['knn_top1'], e['knn_top1_std'])} | {e['stopped_at_epoch'] or '-'} | "
+            f"{'-' if stop_value is None else round(stop_value, 2)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--images", type=int, default=3000)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 per combination")
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--name", default="early_stopping")
     args = parser.parse_args()
@@ -140,7 +206,7 @@ def main() -> None:
         "base_config": base,
         "axes": {"loss.teacher_temp": TEMPS},
         "evals": ["eval_knn"],
-        "eval_options": {"eval_knn": {"baselines": False}},
+        "seeds": list(range(args.seeds)),
         "resources": {"num_cpus": 1},
         "reuse": False,
     }
@@ -156,7 +222,9 @@ def main() -> None:
             args.timeout,
         )
         full, es = _usage(db, full_id), _usage(db, es_id)
-        full_rows, es_rows = _table(db, user, full_id), _table(db, user, es_id)
+        full_res, es_res = _results(db, user, full_id), _results(db, user, es_id)
+        full_rows, es_rows = _table(full_res), _table(es_res)
+        _figures(args.name, {"full": full_res, "asha": es_res})
     finally:
         stop.set()
         loop.join(120)
@@ -172,6 +240,7 @@ def main() -> None:
             "teacher_temps": TEMPS,
             "images": args.images,
             "epochs": args.epochs,
+            "seeds": args.seeds,
             "early_stopping": ES,
             "slots": args.cpus,
         },
@@ -185,7 +254,8 @@ def main() -> None:
     }
     out["ranking_unchanged"] = out["ranking_full"] == out["ranking_early_stopping"]
     path = write_json(args.name, out)
-    print(path.read_text())
+    path.with_suffix(".md").write_text(_markdown(out))
+    print(path.with_suffix(".md").read_text())
 
 
 if __name__ == "__main__":
