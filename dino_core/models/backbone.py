@@ -17,6 +17,7 @@ import torch.nn as nn
 from timm.models.vision_transformer import VisionTransformer
 
 from dino_core.config import ConfigError, ModelConfig
+from dino_core.models.center_tap import use_center_taps
 from dino_core.models.stem import set_stem_stride
 from dino_core.models.vit_options import finish_vit, not_a_vision_transformer, vit_options
 
@@ -75,6 +76,8 @@ def build_backbone(cfg: ModelConfig, img_size: int) -> tuple[nn.Module, int]:
         finish_vit(model, cfg)
     if cfg.stem_stride is not None:
         set_stem_stride(model, cfg.stem_stride, cfg.arch)
+    if not cfg.is_vit:
+        use_center_taps(model)  # exact; 1.4x / 1.8x on 28 / 14 px crops (models/center_tap.py)
     dim = int(cast(int, model.num_features))
     return model, dim
 

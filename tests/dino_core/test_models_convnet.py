@@ -150,3 +150,38 @@ def test_bf16_channels_last_resnet_tracks_fp32_outputs_and_gradients() -> None:
         assert b_low.dtype == b_ref.dtype, name  # running statistics stay fp32
         if b_ref.is_floating_point():
             assert _rel(b_low, b_ref) < BF16_OUT_TOLERANCE, name
+
+
+@pytest.mark.parametrize(("size", "batch"), [(28, 8), (14, 16)])
+def test_centre_tap_convs_equal_the_full_convolution(size: int, batch: int) -> None:
+    """The 3x3 convolutions that meet 1x1 maps (dino_core/models/center_tap.py) give the
+    outputs and gradients of the full convolution, with the same parameters."""
+    from dino_core.models.center_tap import CenterTapConv2d
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="resnet10t", in_chans=1, stem_stride=4)
+    fast, _ = build_backbone(cfg, 28)
+    swapped = [m for m in fast.modules() if isinstance(m, CenterTapConv2d)]
+    assert len(swapped) >= 4, "the last stages' 3x3 convolutions are centre-tap ones"
+    for m in fast.modules():  # timm zero-inits the blocks' last BN: make conv2 count
+        if isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+    full, _ = build_backbone(cfg, 28)
+    for m in full.modules():  # the reference: every convolution computed in full
+        if isinstance(m, CenterTapConv2d):
+            m.__class__ = torch.nn.Conv2d
+    full.load_state_dict(fast.state_dict())
+    assert list(full.state_dict()) == list(fast.state_dict())
+    fast, full = (m.to(memory_format=torch.channels_last) for m in (fast, full))
+    x = torch.randn(batch, 1, size, size).contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(1)  # the same drop-path draws for both
+    out_fast = fast(x)
+    torch.manual_seed(1)
+    out_full = full(x)
+    torch.testing.assert_close(out_fast, out_full, rtol=1e-4, atol=1e-4)
+    (out_fast**2).sum().backward()
+    (out_full**2).sum().backward()
+    for (name, a), (_, b) in zip(fast.named_parameters(), full.named_parameters(), strict=True):
+        assert a.grad is not None and b.grad is not None, name
+        scale = float(b.grad.abs().max()) + 1e-12
+        assert float((a.grad - b.grad).abs().max()) <= 1e-4 * scale, name
