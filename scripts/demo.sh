@@ -11,7 +11,7 @@ export DINO_HOME="${DINO_HOME:-$PWD/.dino/demo}"
 GRID="${1:-configs/grids/fashion_mnist_ablation.yaml}"
 PORT="${DINO_DEMO_PORT:-8765}"
 export DINO_API_URL="http://127.0.0.1:$PORT"
-export COLUMNS="${COLUMNS:-140}"  # full-width tables when the output is a file or a pipe
+export COLUMNS="${COLUMNS:-220}"  # full-width tables (14 columns) when the output is a file or a pipe
 DINO=.venv/bin/dino
 mkdir -p "$DINO_HOME/logs"
 
