@@ -23,14 +23,12 @@ import torch.nn as nn
 from benchmarks._common import machine, median, write_json, write_text
 from dino_core.config import load_config
 from dino_core.models import build_backbone
-from dino_core.models.center_tap import CenterTapConv2d
+from dino_core.models.center_tap import CenterTapConv2d, use_full_convolutions
 
 
 def _full(model: nn.Module) -> nn.Module:
     full = copy.deepcopy(model)
-    for m in full.modules():
-        if isinstance(m, CenterTapConv2d):
-            m.__class__ = nn.Conv2d  # type: ignore[assignment]  # back to the full convolution
+    use_full_convolutions(full)
     return full
 
 

@@ -49,3 +49,14 @@ def use_center_taps(model: nn.Module) -> int:
             m.__class__ = CenterTapConv2d
             n += 1
     return n
+
+
+def use_full_convolutions(model: nn.Module) -> int:
+    """The inverse of :func:`use_center_taps`: every :class:`CenterTapConv2d` of ``model``
+    computes its full convolution again (the reference in tests and benchmarks)."""
+    n = 0
+    for m in model.modules():
+        if isinstance(m, CenterTapConv2d):
+            m.__class__ = nn.Conv2d  # type: ignore[assignment]  # same parameters, full maths
+            n += 1
+    return n
