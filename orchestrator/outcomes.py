@@ -56,9 +56,10 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def claim(db: Database, job_id: str, orchestrator_id: str) -> Job | None:
-    """QUEUED -> RUNNING for this orchestrator plus a new attempt row; None if someone else
-    claimed or cancelled it first."""
+def claim(db: Database, job_id: str, orchestrator_id: str, actor: str | None = None) -> Job | None:
+    """QUEUED -> RUNNING for this orchestrator plus a new attempt row that names the Ray actor
+    running it (``actor``: a kept actor of an earlier job; None: a new one named after this
+    attempt); None if someone else claimed or cancelled it first."""
     now = utcnow()
     with db.session() as s:
         job = s.get(Job, job_id)
@@ -79,7 +80,7 @@ def claim(db: Database, job_id: str, orchestrator_id: str) -> Job | None:
                 job_id=job.id,
                 number=job.attempt,
                 status=RUNNING,
-                actor_name=actor_name(job.id, job.attempt),
+                actor_name=actor or actor_name(job.id, job.attempt),
                 orchestrator_id=orchestrator_id,
                 queued_at=job.queued_at,
                 claimed_at=now,
@@ -352,6 +353,16 @@ def _end_attempt(
         .where(Attempt.job_id == job_id, Attempt.number == attempt)
         .values(status=status, ended_at=utcnow(), error=error)
     )
+
+
+def rename_attempt_actor(db: Database, job_id: str, attempt: int, name: str) -> None:
+    """The attempt runs in another actor than the one it was claimed with."""
+    with db.session() as s:
+        s.execute(
+            update(Attempt)
+            .where(Attempt.job_id == job_id, Attempt.number == attempt)
+            .values(actor_name=name)
+        )
 
 
 def mark_released(db: Database, job_id: str, attempt: int) -> None:

@@ -54,6 +54,13 @@ def running_jobs(db: Database) -> list[tuple[str, int, str | None]]:
         return [(r[0], int(r[1]), r[2]) for r in rows]
 
 
+def attempt_actor(db: Database, job_id: str, attempt: int) -> str | None:
+    """The name of the Ray actor that runs (or ran) this attempt, as claimed."""
+    stmt = select(Attempt.actor_name).where(Attempt.job_id == job_id, Attempt.number == attempt)
+    with db.session() as s:
+        return s.scalar(stmt)
+
+
 def take_over(db: Database, job_id: str, attempt: int, old: str | None, new: str) -> bool:
     """Move a RUNNING job's claim from ``old`` (a dead orchestrator) to ``new``."""
     owner = Job.claimed_by.is_(None) if old is None else Job.claimed_by == old
@@ -68,11 +75,13 @@ def take_over(db: Database, job_id: str, attempt: int, old: str | None, new: str
 
 def unreleased_attempts(db: Database, live: set[str]) -> list[tuple[str, int, str]]:
     """(job id, attempt, actor name) of ended attempts of dead orchestrators whose actor may
-    still hold resources."""
+    still hold resources (not an actor that a running attempt has taken over since)."""
+    in_use = select(Attempt.actor_name).where(Attempt.status == RUNNING)
     stmt = select(Attempt.job_id, Attempt.number, Attempt.actor_name).where(
         Attempt.released.is_(False),
         Attempt.status != RUNNING,
         Attempt.orchestrator_id.not_in(live),
+        Attempt.actor_name.not_in(in_use),
     )
     with db.session() as s:
         return [(r[0], int(r[1]), r[2]) for r in s.execute(stmt)]

@@ -4,6 +4,10 @@ One pass (:meth:`Scheduler.tick`): heartbeat and adoption of orphaned jobs when 
 requests, claims of ready jobs that fit the cluster (priority, then FIFO), then a wait of at
 most ``poll_interval_s`` for actor replies, which are written to the database. The database
 is the source of truth; actor state is re-derived from it after a restart.
+
+The actor of an attempt that succeeded (or paused) is kept warm for ``warm_actor_idle_s``
+(:mod:`orchestrator.warm`) and runs the next ready job of the same resource shape; kept actors
+that would stand in the way of a job of another shape are killed first.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from orchestrator.runner import JobRunner, actor_name
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.specs import actor_options, build_spec
 from orchestrator.states import record_event
+from orchestrator.warm import WarmActor, WarmPool, ends_well, reusable
 from worker.contracts import QUEUED, JobResult, PollReply, Resources
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,8 @@ class Tracked:
     attempt: int
     actor: Any
     demand: Bundle
+    name: str = ""  # the actor's Ray name
+    poolable: bool = False  # a single-process attempt whose actor may run the next job
     cursor: int | None = 0  # None: take every event the actor still holds (re-attached)
     ref: Any = None  # the pending poll
     cancel_sent_at: float | None = None
@@ -69,6 +76,7 @@ class Scheduler:
         self._waiting_noted: dict[str, str] = {}  # job id -> the waiting reason recorded
         self._next_heartbeat = 0.0
         self._released: list[tuple[float, str, Bundle]] = []  # (until, node id, resources)
+        self.warm = WarmPool(settings.warm_actor_idle_s)
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -86,6 +94,7 @@ class Scheduler:
                 outcomes.requeue_on_shutdown(self.db, t.job_id, t.attempt, self.id)
                 self._release(t)
         self.tracked.clear()
+        self._retire_warm(self.warm.drain())
         registry.mark_stopped(self.db, self.id)
 
     def tick(self) -> None:
@@ -93,10 +102,11 @@ class Scheduler:
             self._housekeeping()
         self._handle_cancels()
         decide_paused(self.db)  # promoted runs are QUEUED before this pass launches
+        self._retire_warm(self.warm.expired(time.monotonic()))
         self._launch()
-        freed = len(self._released)
+        freed = len(self._released) + self.warm.kept
         self._poll(self.settings.poll_interval_s)
-        if len(self._released) > freed:  # a slot just freed: fill it now, not next pass
+        if len(self._released) + self.warm.kept > freed:  # a slot just freed: fill it now
             self._launch()
 
     # ---- housekeeping ------------------------------------------------------------------
@@ -139,7 +149,7 @@ class Scheduler:
             outcomes.mark_released(self.db, job_id, attempt)
 
     def _attach(self, job_id: str, attempt: int, why: str) -> None:
-        name = actor_name(job_id, attempt)
+        name = queries.attempt_actor(self.db, job_id, attempt) or actor_name(job_id, attempt)
         with self.db.session() as s:
             job = s.get(Job, job_id)
             res = Resources.model_validate(job.resources if job else {})
@@ -160,7 +170,7 @@ class Scheduler:
             record_event(
                 s, "adopted", f"{why}; re-attached to {name}", job_id=job_id, attempt=attempt
             )
-        self.tracked[job_id] = Tracked(job_id, attempt, actor, demand_of(res), cursor=None)
+        self.tracked[job_id] = Tracked(job_id, attempt, actor, demand_of(res), name, cursor=None)
 
     # ---- cancels -----------------------------------------------------------------------
     def _handle_cancels(self) -> None:
@@ -185,6 +195,8 @@ class Scheduler:
         held: Bundle = {}
         for t in self.tracked.values():
             add_into(held, t.demand)
+        for w in self.warm.actors:
+            add_into(held, w.demand)
         now = time.monotonic()
         self._released = [r for r in self._released if r[0] > now]
         released: dict[str, Bundle] = {}
@@ -197,11 +209,18 @@ class Scheduler:
             if why is not None:
                 self._note_waiting(job, why)
                 continue
-            if not cap.fits_now(res):
+            warm = self.warm.match(demand_of(res)) if reusable(res) else None
+            if warm is None and not cap.fits_now(res):
+                # kept actors may hold what it needs: free them (strict priority holds below)
+                self._retire_warm(self.warm.drain())
                 cap.hold_back(res)
                 continue
-            claimed = outcomes.claim(self.db, job.id, self.id)
+            claimed = outcomes.claim(self.db, job.id, self.id, warm.name if warm else None)
             if claimed is None:
+                continue
+            if warm is not None:
+                self.warm.take(warm)
+                self._reuse_actor(claimed, res, warm)
                 continue
             cap.take(res)
             self._start_attempt(claimed, res)
@@ -249,7 +268,7 @@ class Scheduler:
         try:
             opts = actor_options(res, name, self.settings.namespace)
             actor = self._runner.options(**opts).remote(
-                spec.model_dump_json(), self.settings.job_fn
+                spec.model_dump_json(), self.settings.job_fn, self.settings.actor_idle_exit_s()
             )
         except Exception as err:
             outcomes.finish(
@@ -261,7 +280,50 @@ class Scheduler:
                 failure=f"could not create the Ray actor {name}: {err}",
             )
             return
-        self.tracked[job.id] = Tracked(job.id, job.attempt, actor, demand_of(res))
+        self.tracked[job.id] = Tracked(
+            job.id, job.attempt, actor, demand_of(res), name, poolable=reusable(res)
+        )
+
+    def _reuse_actor(self, job: Job, res: Resources, warm: WarmActor) -> None:
+        """Run the claimed attempt in a kept actor; if that actor is gone, in a new one."""
+        parent = self._mlflow_parent(job)
+        spec = build_spec(job, self._tracking_uri, parent, self.settings.dataset_roots)
+        try:
+            ray.get(
+                warm.actor.start.remote(spec.model_dump_json(), self.settings.job_fn),
+                timeout=self.settings.lease_s,
+            )
+        except Exception as err:  # it died while kept (its node, its idle exit): start afresh
+            log.warning("kept actor %s could not take job %s: %s", warm.name, job.id, err)
+            self._kill_by_handle(warm.actor)
+            outcomes.mark_released(self.db, warm.job_id, warm.attempt)
+            outcomes.rename_attempt_actor(
+                self.db, job.id, job.attempt, actor_name(job.id, job.attempt)
+            )
+            self._start_attempt(job, res)
+            return
+        outcomes.mark_released(self.db, warm.job_id, warm.attempt)
+        with self.db.session() as s:
+            record_event(
+                s,
+                "warm_start",
+                f"attempt {job.attempt} runs in the kept actor {warm.name} (no new process)",
+                job_id=job.id,
+                grid_id=job.grid_id,
+                attempt=job.attempt,
+                data={"actor": warm.name},
+            )
+        self.tracked[job.id] = Tracked(
+            job.id, job.attempt, warm.actor, warm.demand, warm.name, poolable=True
+        )
+
+    def _retire_warm(self, actors: list[WarmActor]) -> None:
+        """Kill kept actors; their resources count as free at once (release credit)."""
+        for w in actors:
+            self._kill_by_handle(w.actor)
+            outcomes.mark_released(self.db, w.job_id, w.attempt)
+            if w.node_id:
+                self._released.append((time.monotonic() + RELEASE_CREDIT_S, w.node_id, w.demand))
 
     # ---- polling -----------------------------------------------------------------------
     def _poll(self, timeout: float) -> None:
@@ -294,6 +356,9 @@ class Scheduler:
                 self._end(
                     t, failure=f"the Ray actor of attempt {t.attempt} died: {_first_line(err)}"
                 )
+            return
+        if reply.job_id is not None and (reply.job_id, reply.attempt) != (t.job_id, t.attempt):
+            self._not_our_actor(t, f"job {reply.job_id} attempt {reply.attempt}")
             return
         if t.node_id is None:
             t.node_id = str(reply.node_id)
@@ -328,7 +393,27 @@ class Scheduler:
             log.warning("job %s attempt %s is no longer ours", t.job_id, t.attempt)
             self.tracked.pop(t.job_id, None)
             return
+        if t.poolable and self.warm.enabled and ends_well(result):
+            until = time.monotonic() + self.warm.idle_s
+            self.warm.keep(
+                WarmActor(t.actor, t.name, t.node_id, t.demand, until, t.job_id, t.attempt)
+            )
+            self.tracked.pop(t.job_id, None)  # still unreleased: it holds the resources
+            return
         self._release(t)
+
+    def _not_our_actor(self, t: Tracked, other: str) -> None:
+        """A re-attached actor runs another attempt: this one's outcome is lost."""
+        self.tracked.pop(t.job_id, None)
+        outcomes.finish(
+            self.db,
+            t.job_id,
+            t.attempt,
+            self.id,
+            self.settings,
+            failure=f"its Ray actor {t.name} runs {other} now (this attempt's outcome is lost)",
+        )
+        outcomes.mark_released(self.db, t.job_id, t.attempt)
 
     def _lost_node(self, t: Tracked, cause: str) -> None:
         status = outcomes.requeue_lost_node(

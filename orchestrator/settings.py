@@ -45,6 +45,13 @@ class OrchestratorSettings(BaseModel):
         description="lost nodes per job that do not count against its max_attempts "
         "(a job that keeps taking its node down then does)",
     )
+    warm_actor_idle_s: float = Field(
+        20.0,
+        ge=0,
+        description="keep the actor of an attempt that succeeded (or paused) this long for the "
+        "next job of the same resource shape, whose start then skips a new Ray worker process "
+        "and the torch/timm/MLflow imports (~8 s); 0 = a new process for every attempt",
+    )
     claim_batch: int = Field(32, ge=1, description="queued jobs examined per pass")
     mlflow_tracking_uri: str | None = Field(
         None, description="None = the deployment's (MLFLOW_TRACKING_URI)"
@@ -89,6 +96,13 @@ class OrchestratorSettings(BaseModel):
     def resolved_tracking_uri(self) -> str:
         """The MLflow store every job of this orchestrator logs to."""
         return self.mlflow_tracking_uri or default_tracking_uri()
+
+    def actor_idle_exit_s(self) -> float:
+        """When a kept actor ends its own process: long after this orchestrator would have
+        reused or killed it, so only the actors of a dead orchestrator get there."""
+        if self.warm_actor_idle_s <= 0:
+            return 0.0
+        return self.warm_actor_idle_s + 3 * self.lease_s + 60.0
 
     def backoff_s(self, failed_attempts: int) -> float:
         """Delay before the retry that follows the ``failed_attempts``-th failure (doubling)."""

@@ -135,3 +135,5 @@ def test_eval_jobs_score_the_final_checkpoint(db: Database, alice: UserView, tra
     assert final and Path(final).name.startswith("checkpoint-")
     for cell in (knn, att):
         assert job_row(db, cell.job_id).source_checkpoint == final
+    # the production job function runs again in a kept process (issue #18): no new imports
+    assert any(events_of(db, cell.job_id, "warm_start") for cell in (knn, att))

@@ -10,7 +10,8 @@ from worker.contracts.spec import JobResult
 
 class PollReply(BaseModel):
     """Events from the poll's cursor on, the new cursor and, once ``done``, the outcome:
-    ``result`` when the job function returned, else ``error`` (the traceback it raised)."""
+    ``result`` when the job function returned, else ``error`` (the traceback it raised).
+    ``job_id``/``attempt`` name the attempt the actor runs (an actor is reused across jobs)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -21,3 +22,5 @@ class PollReply(BaseModel):
     error: str | None = None
     pid: int
     node_id: str | None = None
+    job_id: str | None = None
+    attempt: int | None = None
