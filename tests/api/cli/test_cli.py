@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from api.cli.gridfile import GridFileError, grid_body, with_set
 from api.cli.main import app
 from orchestrator.db import open_database
 from orchestrator.service import get_user_by_name, hash_token
-from tests.api.conftest import Server
+from tests.api.conftest import Server, running_server
 from tests.api.helpers import TINY
 from tests.orchestrator.raynodes import free_port
 
@@ -100,6 +101,18 @@ def test_preset_base_and_set_are_resolved(tmp_path: Path) -> None:
     assert body["eval_options"] == {"eval_knn": {"ks": [5]}}
 
 
+@pytest.fixture(scope="module")
+def default_server(api_home: Path) -> Iterator[Server]:
+    """An api with the shipped settings (the tests' own server caps grids at 16 runs): the
+    grid files must be valid as users get them."""
+    from api.server.settings import ApiSettings
+
+    cap = ApiSettings().max_grid_combinations
+    db_path = api_home / "default-api.db"
+    with running_server(db_path, api_home / "datasets", max_grid_combinations=cap) as srv:
+        yield srv
+
+
 @pytest.mark.parametrize(
     ("example", "combinations"),
     [
@@ -110,8 +123,10 @@ def test_preset_base_and_set_are_resolved(tmp_path: Path) -> None:
         ("fashion_mnist_seed_spread.yaml", 1),
     ],
 )
-def test_shipped_grid_files_are_valid(server: Server, example: str, combinations: int) -> None:
-    code, out = run(server, "alice", "submit", f"configs/grids/{example}", "--dry-run")
+def test_shipped_grid_files_are_valid(
+    default_server: Server, example: str, combinations: int
+) -> None:
+    code, out = run(default_server, "alice", "submit", f"configs/grids/{example}", "--dry-run")
     assert code == 0, out
     assert f"valid, {combinations} combination(s)" in out
 
