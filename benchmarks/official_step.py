@@ -341,6 +341,14 @@ def run_config(
     }
 
 
+def _emulated(dtype: str, device: str) -> str:
+    """A note for bf16 where the device has no bf16 units: its matmuls are emulated (a few
+    GFLOP/s at most), so the figure is no ceiling for a bf16 run, which is then not timed."""
+    if dtype != "bfloat16" or bf16_is_fast(torch.device(device)):
+        return ""
+    return " (emulated: no bf16 units)"
+
+
 def markdown(res: dict[str, Any]) -> str:
     m = res["machine"]
     lines = [
@@ -372,8 +380,9 @@ def markdown(res: dict[str, Any]) -> str:
             )
         off = r["median_images_per_s"]["official"]
         limits = ", ".join(
-            f"{d} {p:.0f} GFLOP/s -> {r['limit_images_per_s'][d]:.1f} img/s "
-            f"({r['limit_images_per_s'][d] / off:.2f}x official)"
+            f"{d} {p:.3g} GFLOP/s{_emulated(d, r['device'])} -> "
+            f"{r['limit_images_per_s'][d]:.3g} img/s ({r['limit_images_per_s'][d] / off:.2g}x "
+            "official)"
             for d, p in r["matmul_peak_gflops"].items()
         )
         lines += [
