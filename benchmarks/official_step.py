@@ -381,7 +381,7 @@ def markdown(res: dict[str, Any]) -> str:
         off = r["median_images_per_s"]["official"]
         limits = ", ".join(
             f"{d} {p:.3g} GFLOP/s{_emulated(d, r['device'])} -> "
-            f"{r['limit_images_per_s'][d]:.3g} img/s ({r['limit_images_per_s'][d] / off:.2g}x "
+            f"{r['limit_images_per_s'][d]:.3g} img/s ({r['limit_images_per_s'][d] / off:.3g}x "
             "official)"
             for d, p in r["matmul_peak_gflops"].items()
         )
