@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
@@ -23,6 +23,7 @@ from ray.exceptions import ActorUnavailableError, RayError
 from sqlalchemy import update
 
 from orchestrator import outcomes, queries, registry
+from orchestrator.autoscale import ScaleRequests, bundles_of
 from orchestrator.capacity import Bundle, Shortfall, add_into, demand_of
 from orchestrator.db import Database
 from orchestrator.mlflow_parent import (
@@ -55,6 +56,7 @@ class Tracked:
     demand: Bundle
     name: str = ""  # the actor's Ray name
     poolable: bool = False  # a single-process attempt whose actor may run the next job
+    bundles: list[Bundle] = field(default_factory=list)  # what it places (autoscaler request)
     cursor: int | None = 0  # None: take every event the actor still holds (re-attached)
     ref: Any = None  # the pending poll
     cancel_sent_at: float | None = None
@@ -77,6 +79,8 @@ class Scheduler:
         self._next_heartbeat = 0.0
         self._released: list[tuple[float, str, Bundle]] = []  # (until, node id, resources)
         self.warm = WarmPool(settings.warm_actor_idle_s)
+        self._scale = ScaleRequests(enabled=not settings.fixed_cluster())
+        self._unplaced: list[Bundle] = []  # bundles of ready jobs the last pass could not claim
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -95,6 +99,7 @@ class Scheduler:
                 self._release(t)
         self.tracked.clear()
         self._retire_warm(self.warm.drain())
+        self._scale.update([])  # no standing request outlives this orchestrator
         registry.mark_stopped(self.db, self.id)
 
     def tick(self) -> None:
@@ -104,6 +109,7 @@ class Scheduler:
         decide_paused(self.db)  # promoted runs are QUEUED before this pass launches
         self._retire_warm(self.warm.expired(time.monotonic()))
         self._launch()
+        self._request_capacity()
         freed = len(self._released) + self.warm.kept
         self._poll(self.settings.poll_interval_s)
         if len(self._released) + self.warm.kept > freed:  # a slot just freed: fill it now
@@ -170,7 +176,9 @@ class Scheduler:
             record_event(
                 s, "adopted", f"{why}; re-attached to {name}", job_id=job_id, attempt=attempt
             )
-        self.tracked[job_id] = Tracked(job_id, attempt, actor, demand_of(res), name, cursor=None)
+        self.tracked[job_id] = Tracked(
+            job_id, attempt, actor, demand_of(res), name, bundles=bundles_of(res), cursor=None
+        )
 
     # ---- cancels -----------------------------------------------------------------------
     def _handle_cancels(self) -> None:
@@ -188,7 +196,14 @@ class Scheduler:
                     self._release(t)
 
     # ---- launching ---------------------------------------------------------------------
+    def _request_capacity(self) -> None:
+        """Ask the autoscaler for what runs, what is kept and what waits (growable clusters)."""
+        wanted = [b for t in self.tracked.values() for b in t.bundles]
+        wanted += [dict(w.demand) for w in self.warm.actors if w.demand]
+        self._scale.update(wanted + self._unplaced)
+
     def _launch(self) -> None:
+        self._unplaced = []
         ready = queries.ready_jobs(self.db, self.settings.claim_batch)
         if not ready:
             return
@@ -208,12 +223,14 @@ class Scheduler:
             why = cap.never_fits(res)
             if why is not None:
                 self._note_waiting(job, why)
+                self._unplaced += bundles_of(res)
                 continue
             warm = self.warm.match(demand_of(res)) if reusable(res) else None
             if warm is None and not cap.fits_now(res):
                 # kept actors may hold what it needs: free them (strict priority holds below)
                 self._retire_warm(self.warm.drain())
                 cap.hold_back(res)
+                self._unplaced += bundles_of(res)
                 continue
             claimed = outcomes.claim(self.db, job.id, self.id, warm.name if warm else None)
             if claimed is None:
@@ -226,9 +243,10 @@ class Scheduler:
             self._start_attempt(claimed, res)
 
     def _note_waiting(self, job: Job, why: Shortfall) -> None:
-        """The job's ``status_reason`` says why it waits (``waiting: needs 64 CPUs; the
-        largest node has 2 CPUs``), once per job and reason, with a ``waiting`` event."""
-        reason = f"waiting: {why.message}"
+        """The job's ``status_reason`` says why it waits (``waiting for capacity: needs 64
+        CPUs; the largest node has 2 CPUs``), once per job and reason, with a ``waiting``
+        event (on a growable cluster the autoscaler has been asked for such a node)."""
+        reason = f"waiting for capacity: {why.message}"
         if self._waiting_noted.get(job.id) == reason:
             return
         self._waiting_noted[job.id] = reason
@@ -241,8 +259,12 @@ class Scheduler:
             record_event(
                 s,
                 "waiting",
-                f"{reason}; no node of the cluster can hold it now: waiting for a node with "
-                "these resources to join",
+                f"{reason}; no node of the cluster can hold it now: "
+                + (
+                    "the autoscaler was asked for a node with these resources"
+                    if self._scale.enabled
+                    else "waiting for a node with these resources to join"
+                ),
                 job_id=job.id,
                 grid_id=job.grid_id,
                 attempt=job.attempt,
@@ -281,7 +303,13 @@ class Scheduler:
             )
             return
         self.tracked[job.id] = Tracked(
-            job.id, job.attempt, actor, demand_of(res), name, poolable=reusable(res)
+            job.id,
+            job.attempt,
+            actor,
+            demand_of(res),
+            name,
+            poolable=reusable(res),
+            bundles=bundles_of(res),
         )
 
     def _reuse_actor(self, job: Job, res: Resources, warm: WarmActor) -> None:
@@ -314,7 +342,13 @@ class Scheduler:
                 data={"actor": warm.name},
             )
         self.tracked[job.id] = Tracked(
-            job.id, job.attempt, warm.actor, warm.demand, warm.name, poolable=True
+            job.id,
+            job.attempt,
+            warm.actor,
+            warm.demand,
+            warm.name,
+            poolable=True,
+            bundles=bundles_of(res),
         )
 
     def _retire_warm(self, actors: list[WarmActor]) -> None:

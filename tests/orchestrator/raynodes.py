@@ -80,8 +80,9 @@ def _port_args(node_manager_port: int) -> list[str]:
     return [f"--node-manager-port={node_manager_port}"] + [f"{n}={free_port()}" for n in names]
 
 
-def _run(args: list[str], mark: str) -> None:
-    out = subprocess.run(args, env=_env(mark), capture_output=True, text=True, timeout=120)
+def _run(args: list[str], mark: str, extra_env: dict[str, str] | None = None) -> None:
+    env = {**_env(mark), **(extra_env or {})}
+    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
 
@@ -116,15 +117,18 @@ def start_head(num_cpus: int, resources: dict[str, float] | None = None) -> RayN
     return node
 
 
-def start_worker(head: RayNode, num_cpus: int, resources: dict[str, float]) -> RayNode:
-    """A second node joining ``head`` (same machine) with extra custom ``resources``."""
+def start_worker(
+    head: RayNode, num_cpus: int, resources: dict[str, float], num_gpus: int = 0
+) -> RayNode:
+    """A second node joining ``head`` (same machine) with extra custom ``resources`` (and
+    ``num_gpus`` GPUs as Ray counts them: no device is needed for a job that uses none)."""
     mark = uuid.uuid4().hex
     args = [
         RAY,
         "start",
         f"--address={head.address}",
         f"--num-cpus={num_cpus}",
-        "--num-gpus=0",
+        f"--num-gpus={num_gpus}",
         f"--resources={json.dumps(resources)}",
         "--disable-usage-stats",
         *_port_args(nm_port := free_port()),
@@ -183,6 +187,105 @@ def _kill_marked(mark: str) -> int:
                 procs[child.pid] = child
         except psutil.Error:
             pass
+    for p in procs.values():
+        with contextlib.suppress(psutil.Error):
+            p.send_signal(signal.SIGKILL)
+    psutil.wait_procs(list(procs.values()), timeout=10)
+    return len(procs)
+
+
+def start_autoscaling_head(
+    node_types: dict[str, dict[str, object]],
+    head_cpus: int = 0,
+    idle_timeout_s: float = 6.0,
+) -> RayNode:
+    """A head whose autoscaler launches and removes worker nodes on this machine: Ray's fake
+    multi-node provider (``RAY_FAKE_CLUSTER=1 ray start --head --autoscaling-config``), with
+    ``node_types`` as the cluster config's worker types. Its nodes are processes started by the
+    head's monitor, so they carry the head's mark and :func:`kill_node` stops them too."""
+    use_test_token()
+    mark = uuid.uuid4().hex
+    temp = tempfile.mkdtemp(prefix="dray-", dir="/tmp")
+    port = free_port()
+    config = {
+        "cluster_name": f"dino-test-{mark[:8]}",
+        "max_workers": sum(int(str(t.get("max_workers", 0))) for t in node_types.values()),
+        "upscaling_speed": 1.0,
+        "idle_timeout_minutes": idle_timeout_s / 60.0,
+        "provider": {
+            "type": "fake_multinode",
+            "gcs_address": f"127.0.0.1:{port}",
+            "use_node_id_as_ip": True,  # the provider's nodes are named by their node ids
+            "disable_node_updaters": True,  # no SSH set-up of a node that is a local process
+            "disable_launch_config_check": True,
+        },
+        "auth": {"ssh_user": "ray"},
+        "available_node_types": {
+            "ray.head.default": {
+                "resources": {"CPU": head_cpus},
+                "node_config": {},
+                "max_workers": 0,
+            },
+            **node_types,
+        },
+        "head_node_type": "ray.head.default",
+        **{k: [] for k in ("cluster_synced_files", "rsync_exclude", "rsync_filter")},
+        **{
+            k: []
+            for k in (
+                "initialization_commands",
+                "setup_commands",
+                "head_setup_commands",
+                "worker_setup_commands",
+                "head_start_ray_commands",
+                "worker_start_ray_commands",
+            )
+        },
+        "file_mounts": {},
+        "file_mounts_sync_continuously": False,
+    }
+    config_path = Path(temp) / "autoscaling.json"
+    config_path.write_text(json.dumps(config))
+    args = [
+        RAY,
+        "start",
+        "--head",
+        f"--port={port}",
+        f"--num-cpus={head_cpus}",
+        "--num-gpus=0",
+        f"--temp-dir={temp}",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        f"--ray-client-server-port={free_port()}",
+        f"--autoscaling-config={config_path}",
+        *_port_args(nm_port := free_port()),
+    ]
+    node = RayNode(mark, f"127.0.0.1:{port}", temp, nm_port)
+    env = {"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}
+    try:
+        _run(args, mark, env)
+    except BaseException:
+        kill_node(node)
+        raise
+    return node
+
+
+def kill_fake_node(node_id: str) -> int:
+    """SIGKILL the processes of one node of the fake multi-node provider (they carry its id in
+    ``RAY_OVERRIDE_NODE_ID_FOR_TESTING``), as when its machine is lost; how many there were."""
+    roots = []
+    for p in psutil.process_iter():
+        try:
+            if p.environ().get("RAY_OVERRIDE_NODE_ID_FOR_TESTING") == node_id:
+                roots.append(p)
+        except (psutil.Error, OSError):
+            continue
+    procs: dict[int, psutil.Process] = {}
+    for p in roots:
+        procs[p.pid] = p
+        with contextlib.suppress(psutil.Error):
+            for child in p.children(recursive=True):
+                procs[child.pid] = child
     for p in procs.values():
         with contextlib.suppress(psutil.Error):
             p.send_signal(signal.SIGKILL)

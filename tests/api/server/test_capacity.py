@@ -35,7 +35,7 @@ def _detail(c: httpx.Client, job_id: str) -> dict[str, Any]:
 
 
 def _waiting_job_says_why(srv: Server, c: httpx.Client, job_id: str) -> None:
-    reason = f"waiting: {REASON}"
+    reason = f"waiting for capacity: {REASON}"
     wait_until(lambda: _detail(c, job_id)["status_reason"] == reason, "the waiting reason")
     detail = _detail(c, job_id)
     assert detail["status"] == "QUEUED"
