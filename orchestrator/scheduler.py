@@ -44,6 +44,7 @@ from worker.contracts import QUEUED, JobResult, PollReply, Resources
 
 log = logging.getLogger(__name__)
 RELEASE_CREDIT_S = 2.0  # how long a killed actor's resources count as free before Ray says so
+FOLLOW_UP_POLL_S = 0.05  # after a refill: long enough for a kept actor's job to report its start
 
 
 @dataclass
@@ -113,7 +114,10 @@ class Scheduler:
         freed = len(self._released) + self.warm.kept
         self._poll(self.settings.poll_interval_s)
         if len(self._released) + self.warm.kept > freed:  # a slot just freed: fill it now
+            started = len(self.tracked)
             self._launch()
+            if len(self.tracked) > started:  # and hear of the starts before the next pass
+                self._poll(min(self.settings.poll_interval_s, FOLLOW_UP_POLL_S))
 
     # ---- housekeeping ------------------------------------------------------------------
     def _report(self) -> dict[str, Any]:
