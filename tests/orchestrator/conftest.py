@@ -9,13 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import ray
 from sqlalchemy import create_engine, text
 
 from orchestrator.db import Database, open_database
 from orchestrator.schemas import UserView
 from orchestrator.service import create_user, hash_token
-from tests.orchestrator.raynodes import RayNode, kill_node, start_head
+from tests.orchestrator.raynodes import RayNode, connected, kill_node, start_head
 
 PG_ENV = "DINO_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", "postgres"]
@@ -85,10 +84,5 @@ def ray_head() -> Iterator[RayNode]:
 def ray_conn(ray_head: RayNode) -> Iterator[RayNode]:
     """This test process connected to the shared head (per module, so no Ray connection
     outlives the modules that need it)."""
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(address=ray_head.address, namespace="dino-test", log_to_driver=False)
-    try:
-        yield ray_head
-    finally:
-        ray.shutdown()
+    with connected(ray_head) as node:
+        yield node

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +86,20 @@ def _run(args: list[str], mark: str, extra_env: dict[str, str] | None = None) ->
     out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+
+
+@contextlib.contextmanager
+def connected(node: RayNode) -> Iterator[RayNode]:
+    """This test process connected to ``node``'s cluster (namespace dino-test) in the block."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(address=node.address, namespace="dino-test", log_to_driver=False)
+    try:
+        yield node
+    finally:
+        ray.shutdown()
 
 
 def start_head(num_cpus: int, resources: dict[str, float] | None = None) -> RayNode:

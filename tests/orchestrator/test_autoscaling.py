@@ -33,6 +33,7 @@ from tests.orchestrator.harness import (
 from tests.orchestrator.jobfns import read_log
 from tests.orchestrator.raynodes import (
     RayNode,
+    connected,
     kill_fake_node,
     kill_node,
     start_autoscaling_head,
@@ -72,13 +73,8 @@ def autoscaling_head() -> Iterator[RayNode]:
 
 @pytest.fixture
 def autoscaling_ray(autoscaling_head: RayNode) -> Iterator[RayNode]:
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(address=autoscaling_head.address, namespace="dino-test", log_to_driver=False)
-    try:
-        yield autoscaling_head
-    finally:
-        ray.shutdown()
+    with connected(autoscaling_head) as node:
+        yield node
 
 
 def gpu_nodes() -> list[str]:
