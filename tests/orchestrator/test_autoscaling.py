@@ -169,6 +169,7 @@ def test_a_node_lost_under_its_job_costs_no_attempt_and_the_job_resumes_elsewher
             kill_node(replacement)
     lost, done = attempts_of(db, job)
     assert lost.status == "LOST" and done.status == "SUCCEEDED"
+    assert lost.mlflow_run_id and lost.mlflow_run_id == done.mlflow_run_id  # one run
     assert job_row(db, job).failed_attempts == 0 and events_of(db, job, "node_lost")
     assert _placed_on(db, job)[1] != first
     starts = [e["step"] for e in read_log(job_row(db, job).storage_uri) if e["event"] == "start"]
