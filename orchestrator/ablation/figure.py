@@ -1,5 +1,8 @@
 """The summary figure of a grid: each score against each axis, and a heat map for two axes.
 
+A grid of override sets (combinations that are no product of the fields they vary) gets one
+panel per score instead, its combinations side by side, each named by the fields it sets.
+
 One row of panels per score the grid measured (k-NN top-1, linear top-1, attention IoU; the
 final loss when it measured none), one panel per axis that varies: the score's mean over the
 seeds against the axis value, one line per value of the other axes (set a little apart, so
@@ -16,6 +19,7 @@ only some have.
 from __future__ import annotations
 
 import io
+import math
 import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -111,9 +115,10 @@ def _panel(
 ) -> None:
     notes = _notes(results)
     table = results.table
-    if axis is None:  # nothing varies: the combinations side by side
+    if axis is None:  # no product of axes: the combinations side by side, named
         xs_of = {id(r): i for i, r in enumerate(table)}
-        ticks = [f"#{r['combination']}" for r in table]
+        ticks = [_combination_label(r, varying) for r in table]
+        others: list[str] = []
         lines: dict[tuple[Any, ...], list[dict[str, Any]]] = {(): list(table)}
     else:
         values = sorted({repr(r.get(axis)): r.get(axis) for r in table}.values(), key=_order)
@@ -125,9 +130,7 @@ def _panel(
         for r in table:
             lines.setdefault(tuple(r.get(b) for b in others), []).append(r)
     for n, (key, members) in enumerate(lines.items()):
-        label = ", ".join(
-            f"{_short(b)}={v}" for b, v in zip([b for b in varying if b != axis], key, strict=True)
-        )
+        label = ", ".join(f"{_short(b)}={v}" for b, v in zip(others, key, strict=True))
         dodge = (n - (len(lines) - 1) / 2) * min(0.08, 0.3 / len(lines))  # bars side by side
         pts = [
             (xs_of[id(r)] + dodge, r[metric], r.get(f"{metric}_std") or 0.0, r)
@@ -138,6 +141,7 @@ def _panel(
             ax.errorbar(
                 [p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts],
                 marker="o", ms=5, capsize=3, lw=1.4, label=label or None,
+                ls="-" if axis else "none",  # no line across unrelated combinations
             )  # fmt: skip
             for x, y, _, r in pts:
                 note = notes.get(int(r["combination"]))
@@ -183,6 +187,22 @@ def _panel(
     ax.grid(axis="y", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=6.5, loc="best")
+
+
+def _combination_label(row: Mapping[str, Any], varying: list[str]) -> str:
+    """What a combination sets, a field a line (``base`` when it sets none of them);
+    ``#<n>`` when nothing varies."""
+    if not varying:
+        return f"#{row['combination']}"
+    parts = [f"{_short(f)}={row.get(f)}" for f in varying if row.get(f) is not None]
+    return "\n".join(parts) or "base"
+
+
+def _is_product(results: GridResults, varying: list[str]) -> bool:
+    """Whether the combinations are every product of the varying fields' values (axes), as
+    opposed to override sets that each change some fields."""
+    sizes = [len({repr(r.get(a)) for r in results.table}) for a in varying]
+    return math.prod(sizes) == len(results.table)
 
 
 def _label(metric: str, results: GridResults) -> str:
@@ -249,10 +269,11 @@ def build_figure(results: GridResults) -> Figure:
     """The figure (see the module docstring), drawn with matplotlib's Agg backend."""
     scores = _scores(results)
     varying = _varying(results)
-    axes: list[str | None] = list(varying) or [None]
-    heat = len(varying) == 2
+    product = _is_product(results, varying)
+    axes: list[str | None] = list(varying) if varying and product else [None]
+    heat = product and len(varying) == 2
     nrows, ncols = len(scores) + (1 if heat else 0), len(axes)
-    width = max(4.6 * ncols, 6.4)
+    width = max(4.6 * ncols, 6.4) if product else max(6.4, 1.6 * len(results.table))
     fig = Figure(figsize=(width, 3.4 * nrows + 0.9), dpi=100, layout="constrained")
     grid = fig.add_gridspec(nrows, ncols)
     for i, metric in enumerate(scores):

@@ -105,3 +105,21 @@ def test_three_axes_have_no_heat_map_and_one_seed_no_error_bars() -> None:
     assert not any(a.images for a in fig.axes)
     assert len([a for a in fig.axes if a.get_xlabel() in axes]) == 3
     assert to_png(grid_results("g", grid_rows(axes, 1))).startswith(b"\x89PNG")
+
+
+def test_override_sets_are_drawn_side_by_side_named_by_what_they_change() -> None:
+    """A grid of override sets (each changes its own fields, the rest at their defaults) is no
+    product of its fields: one panel per score, a point per combination named by its set."""
+    sets = [{}, {"loss.centering": "sinkhorn_knopp"}, {"loss.koleo_weight": 0.1},
+            {"loss.centering": "sinkhorn_knopp", "loss.koleo_weight": 0.1}]  # fmt: skip
+    fields = ["loss.centering", "loss.koleo_weight"]
+    rows = [
+        r.model_copy(update={"axis_values": {f: sets[r.combination].get(f) for f in fields}})
+        for r in grid_rows({"x.y": [0, 1, 2, 3]}, 3)
+    ]
+    rows = [r for r in rows if r.combination < 3]  # not a product: no 'both' in the first three
+    fig = _drawn(build_figure(grid_results("overrides", rows)))
+    (panel,) = [a for a in fig.axes if a.get_xlabel() == "combination"]
+    ticks = [" ".join(t.get_text().split()) for t in panel.get_xticklabels()]
+    assert ticks == ["base", "centering=sinkhorn_knopp", "koleo_weight=0.1"]
+    assert not [a for a in fig.axes if a.get_xlabel() in fields]
