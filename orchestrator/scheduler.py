@@ -358,10 +358,7 @@ class Scheduler:
     def _retire_warm(self, actors: list[WarmActor]) -> None:
         """Kill kept actors; their resources count as free at once (release credit)."""
         for w in actors:
-            self._kill_by_handle(w.actor)
-            outcomes.mark_released(self.db, w.job_id, w.attempt)
-            if w.node_id:
-                self._released.append((time.monotonic() + RELEASE_CREDIT_S, w.node_id, w.demand))
+            self._free(w.actor, w.node_id, w.demand, w.job_id, w.attempt)
 
     # ---- polling -----------------------------------------------------------------------
     def _poll(self, timeout: float) -> None:
@@ -465,11 +462,18 @@ class Scheduler:
         self.tracked.pop(t.job_id, None)
 
     def _release(self, t: Tracked) -> None:
-        self._kill_by_handle(t.actor)
-        if t.node_id:
-            self._released.append((time.monotonic() + RELEASE_CREDIT_S, t.node_id, t.demand))
-        outcomes.mark_released(self.db, t.job_id, t.attempt)
+        self._free(t.actor, t.node_id, t.demand, t.job_id, t.attempt)
         self.tracked.pop(t.job_id, None)
+
+    def _free(
+        self, actor: Any, node_id: str | None, demand: Bundle, job_id: str, attempt: int
+    ) -> None:
+        """Kill an actor, count its resources free at once (release credit) and mark the
+        attempt it last ran released."""
+        self._kill_by_handle(actor)
+        if node_id:
+            self._released.append((time.monotonic() + RELEASE_CREDIT_S, node_id, demand))
+        outcomes.mark_released(self.db, job_id, attempt)
 
     def _kill_by_handle(self, actor: Any) -> None:
         with contextlib.suppress(RayError, ValueError):

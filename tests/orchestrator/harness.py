@@ -6,13 +6,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import ray
 from sqlalchemy import select
 
+from orchestrator import registry
 from orchestrator.db import Database
-from orchestrator.models import Attempt, Event, Job
+from orchestrator.models import Attempt, Event, Job, Orchestrator, utcnow
 from orchestrator.scheduler import Scheduler
 from orchestrator.settings import OrchestratorSettings
 
@@ -104,3 +106,20 @@ def events_of(db: Database, job_id: str, kind: str | None = None) -> list[Event]
 def all_ended(db: Database, job_ids: list[str]) -> bool:
     terminal = {"SUCCEEDED", "FAILED", "CANCELLED", "COLLAPSED", "DIVERGED"}
     return all(status_of(db, j) in terminal for j in job_ids)
+
+
+def age_heartbeat(db: Database, orchestrator_id: str) -> None:
+    """Make an orchestrator look dead: its heartbeat stopped long ago (as after SIGKILL)."""
+    with db.session() as s:
+        row = s.get(Orchestrator, orchestrator_id)
+        assert row is not None
+        row.heartbeat_at = utcnow() - timedelta(minutes=10)
+        row.hostname = "another-host"
+
+
+def dead_orchestrator(db: Database) -> str:
+    """An orchestrator row of another host whose heartbeat stopped long ago."""
+    dead = "orch-elsewhere-1"
+    registry.register(db, dead, "", {})
+    age_heartbeat(db, dead)
+    return dead

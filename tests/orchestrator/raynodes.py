@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +104,17 @@ def connected(node: RayNode) -> Iterator[RayNode]:
 
 def start_head(num_cpus: int, resources: dict[str, float] | None = None) -> RayNode:
     """A head node on a free port with its own temp dir (short path: unix socket limits)."""
+    extra = [f"--resources={json.dumps(resources)}"] if resources else []
+    return _start_head(num_cpus, lambda port, temp: extra)
+
+
+def _start_head(
+    num_cpus: int,
+    extra_args: Callable[[int, str], list[str]],
+    extra_env: dict[str, str] | None = None,
+) -> RayNode:
+    """``ray start --head`` on a free port with its own temp dir and marked processes;
+    ``extra_args(port, temp_dir)`` gives the options of the kind of head."""
     use_test_token()
     mark = uuid.uuid4().hex
     temp = tempfile.mkdtemp(prefix="dray-", dir="/tmp")
@@ -121,11 +132,9 @@ def start_head(num_cpus: int, resources: dict[str, float] | None = None) -> RayN
         f"--ray-client-server-port={free_port()}",
         *_port_args(nm_port := free_port()),
     ]
-    if resources:
-        args.append(f"--resources={json.dumps(resources)}")
     node = RayNode(mark, f"127.0.0.1:{port}", temp, nm_port)
     try:
-        _run(args, mark)
+        _run(args + extra_args(port, temp), mark, extra_env)
     except BaseException:
         kill_node(node)
         raise
@@ -218,71 +227,51 @@ def start_autoscaling_head(
     multi-node provider (``RAY_FAKE_CLUSTER=1 ray start --head --autoscaling-config``), with
     ``node_types`` as the cluster config's worker types. Its nodes are processes started by the
     head's monitor, so they carry the head's mark and :func:`kill_node` stops them too."""
-    use_test_token()
-    mark = uuid.uuid4().hex
-    temp = tempfile.mkdtemp(prefix="dray-", dir="/tmp")
-    port = free_port()
-    config = {
-        "cluster_name": f"dino-test-{mark[:8]}",
-        "max_workers": sum(int(str(t.get("max_workers", 0))) for t in node_types.values()),
-        "upscaling_speed": 1.0,
-        "idle_timeout_minutes": idle_timeout_s / 60.0,
-        "provider": {
-            "type": "fake_multinode",
-            "gcs_address": f"127.0.0.1:{port}",
-            "use_node_id_as_ip": True,  # the provider's nodes are named by their node ids
-            "disable_node_updaters": True,  # no SSH set-up of a node that is a local process
-            "disable_launch_config_check": True,
-        },
-        "auth": {"ssh_user": "ray"},
-        "available_node_types": {
-            "ray.head.default": {
-                "resources": {"CPU": head_cpus},
-                "node_config": {},
-                "max_workers": 0,
+
+    def with_config(port: int, temp: str) -> list[str]:
+        config = {
+            "cluster_name": f"dino-test-{Path(temp).name}",
+            "max_workers": sum(int(str(t.get("max_workers", 0))) for t in node_types.values()),
+            "upscaling_speed": 1.0,
+            "idle_timeout_minutes": idle_timeout_s / 60.0,
+            "provider": {
+                "type": "fake_multinode",
+                "gcs_address": f"127.0.0.1:{port}",
+                "use_node_id_as_ip": True,  # the provider's nodes are named by their node ids
+                "disable_node_updaters": True,  # no SSH set-up of a node that is a local process
+                "disable_launch_config_check": True,
             },
-            **node_types,
-        },
-        "head_node_type": "ray.head.default",
-        **{k: [] for k in ("cluster_synced_files", "rsync_exclude", "rsync_filter")},
-        **{
-            k: []
-            for k in (
-                "initialization_commands",
-                "setup_commands",
-                "head_setup_commands",
-                "worker_setup_commands",
-                "head_start_ray_commands",
-                "worker_start_ray_commands",
-            )
-        },
-        "file_mounts": {},
-        "file_mounts_sync_continuously": False,
-    }
-    config_path = Path(temp) / "autoscaling.json"
-    config_path.write_text(json.dumps(config))
-    args = [
-        RAY,
-        "start",
-        "--head",
-        f"--port={port}",
-        f"--num-cpus={head_cpus}",
-        "--num-gpus=0",
-        f"--temp-dir={temp}",
-        "--include-dashboard=false",
-        "--disable-usage-stats",
-        f"--ray-client-server-port={free_port()}",
-        f"--autoscaling-config={config_path}",
-        *_port_args(nm_port := free_port()),
-    ]
-    node = RayNode(mark, f"127.0.0.1:{port}", temp, nm_port)
+            "auth": {"ssh_user": "ray"},
+            "available_node_types": {
+                "ray.head.default": {
+                    "resources": {"CPU": head_cpus},
+                    "node_config": {},
+                    "max_workers": 0,
+                },
+                **node_types,
+            },
+            "head_node_type": "ray.head.default",
+            **{k: [] for k in ("cluster_synced_files", "rsync_exclude", "rsync_filter")},
+            **{
+                k: []
+                for k in (
+                    "initialization_commands",
+                    "setup_commands",
+                    "head_setup_commands",
+                    "worker_setup_commands",
+                    "head_start_ray_commands",
+                    "worker_start_ray_commands",
+                )
+            },
+            "file_mounts": {},
+            "file_mounts_sync_continuously": False,
+        }
+        config_path = Path(temp) / "autoscaling.json"
+        config_path.write_text(json.dumps(config))
+        return [f"--autoscaling-config={config_path}"]
+
     env = {"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}
-    try:
-        _run(args, mark, env)
-    except BaseException:
-        kill_node(node)
-        raise
-    return node
+    return _start_head(head_cpus, with_config, env)
 
 
 def kill_fake_node(node_id: str) -> int:

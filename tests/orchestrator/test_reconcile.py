@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 import ray
 
 from orchestrator import outcomes, registry
 from orchestrator.db import Database
-from orchestrator.models import Orchestrator, utcnow
+from orchestrator.models import Orchestrator
 from orchestrator.runner import JobRunner, actor_name
 from orchestrator.scheduler import Scheduler
 from orchestrator.schemas import JobRequest, UserView
@@ -18,6 +16,7 @@ from orchestrator.specs import actor_options, build_spec
 from tests.orchestrator.harness import (
     JOB_FN,
     attempts_of,
+    dead_orchestrator,
     events_of,
     fast_settings,
     job_row,
@@ -30,22 +29,10 @@ from worker.contracts import Resources
 pytestmark = pytest.mark.usefixtures("ray_conn")
 
 
-def _dead_orchestrator(db: Database) -> str:
-    """An orchestrator row whose heartbeat stopped long ago (as after SIGKILL elsewhere)."""
-    dead = "orch-elsewhere-1"
-    registry.register(db, dead, "", {})
-    with db.session() as s:
-        row = s.get(Orchestrator, dead)
-        assert row is not None
-        row.heartbeat_at = utcnow() - timedelta(minutes=10)
-        row.hostname = "another-host"
-    return dead
-
-
 def test_restart_reattaches_live_actors_and_requeues_lost_ones(
     db: Database, alice: UserView
 ) -> None:
-    dead = _dead_orchestrator(db)
+    dead = dead_orchestrator(db)
     tags = {"t.steps": "12", "t.step_s": "0.05"}
     live = submit_job(db, alice, JobRequest(name="live", tags=tags))
     lost = submit_job(db, alice, JobRequest(name="lost", tags=tags))

@@ -5,7 +5,6 @@ orchestrator that takes over re-attaches to a reused actor by the name on the at
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ import ray
 
 from orchestrator import outcomes
 from orchestrator.db import Database
-from orchestrator.models import Orchestrator, utcnow
 from orchestrator.runner import JobRunner, RunnerBusyError, actor_name
 from orchestrator.scheduler import Scheduler
 from orchestrator.schemas import JobRequest, UserView
@@ -21,7 +19,9 @@ from orchestrator.service import submit_job
 from orchestrator.specs import actor_options, build_spec
 from tests.orchestrator.harness import (
     JOB_FN,
+    age_heartbeat,
     attempts_of,
+    dead_orchestrator,
     events_of,
     fast_settings,
     job_row,
@@ -29,7 +29,6 @@ from tests.orchestrator.harness import (
     status_of,
     wait_until,
 )
-from tests.orchestrator.test_reconcile import _dead_orchestrator
 from worker.contracts import Resources
 
 pytestmark = pytest.mark.usefixtures("ray_conn")
@@ -124,7 +123,7 @@ def test_kept_actors_make_way_for_a_job_of_another_shape(db: Database, alice: Us
 def test_a_new_orchestrator_reattaches_to_a_reused_actor_by_its_attempts_name(
     db: Database, alice: UserView, tmp_path: Path
 ) -> None:
-    dead = _dead_orchestrator(db)
+    dead = dead_orchestrator(db)
     hold = tmp_path / "release"
     earlier = submit_job(db, alice, JobRequest(name="earlier"))
     later_req = JobRequest(
@@ -200,10 +199,7 @@ def test_the_successor_of_a_dead_orchestrator_kills_the_actors_it_kept(
     gone = Scheduler(db, fast_settings(warm_actor_idle_s=600.0))
     gone.start()
     wait_until(lambda: (gone.tick(), len(gone.warm.actors) == 1)[1], "the job's actor kept")
-    with db.session() as s:  # it dies here: no stop, its heartbeat ages past the lease
-        row = s.get(Orchestrator, gone.id)
-        assert row is not None
-        row.heartbeat_at = utcnow() - timedelta(minutes=10)
+    age_heartbeat(db, gone.id)  # it dies here: no stop, its heartbeat ages past the lease
     assert not attempts_of(db, job)[0].released
     with running_scheduler(db):
         wait_until(lambda: not _alive(actor_name(job, 1)), "the kept actor to be killed", 30)
