@@ -63,7 +63,7 @@ def attention_scores(path: str, cfg: DinoConfig, data: EvalData) -> dict[str, An
     out: dict[str, Any] = {}
     for name, model in models.items():
         score = attention_mask_report(model, data.test, data.transform, name=name)
-        out[name] = {"best_head_iou": score.best_head_iou, "mean_map_iou": score.mean_map_iou}
+        out[name] = score.to_dict()
         print(f"attention-mask IoU {name}: best head {score.best_head_iou:.3f}", flush=True)
     return out
 
@@ -157,7 +157,10 @@ def main() -> None:
                      for p in points)  # fmt: skip
     attn = "".join(
         f"\nAttention-mask IoU (best head / mean map) {k}: {v['best_head_iou']:.3f} / "
-        f"{v['mean_map_iou']:.3f}." for k, v in attention.items()
+        f"{v['mean_map_iou']:.3f}; best head's masks precision {v['best_head_precision']:.3f}, "
+        f"recall {v['best_head_recall']:.3f}; attention mass on the object (most object-bound "
+        f"head) {v['max_object_share']:.3f}, chance {v['object_area']:.3f}."
+        for k, v in attention.items()
     )  # fmt: skip
     md = (
         f"# k-NN vs wall-clock, {cfg.data.dataset} {cfg.model.arch} (k=20, T=0.07, "

@@ -211,7 +211,8 @@ def attention_command(
         console.print(f"no attention: {result['not_applicable']}", highlight=False)
     elif result["settings"]["has_masks"]:
         table = Table(title=f"attention-mask IoU, masks keep {th:.0%} of the attention mass")
-        cols = ["model", "best head", "IoU best head", "IoU mean map", "plain", "textured"]
+        cols = ["model", "best head", "IoU best head", "precision", "recall", "IoU mean map"]
+        cols += ["object share", "chance", "plain", "textured"]
         for col in cols:
             table.add_column(col, justify="left" if col == "model" else "right")
         for name, rep in result["results"].items():
@@ -221,11 +222,21 @@ def attention_command(
                 name,
                 str(sc["best_head"]),
                 f"{sc['best_head_iou']:.3f}",
+                f"{sc['best_head_precision']:.3f}",
+                f"{sc['best_head_recall']:.3f}",
                 f"{sc['mean_map_iou']:.3f}",
+                f"{sc['max_object_share']:.3f}",
+                f"{sc['object_area']:.3f}",
                 f"{bg['plain']['best_head_iou']:.3f}" if "plain" in bg else "-",
                 f"{bg['textured']['best_head_iou']:.3f}" if "textured" in bg else "-",
             )
         console.print(table)
+        console.print(
+            "precision / recall: of the best head's masks against the object; object share: "
+            "the attention mass on object pixels (most object-bound head, no threshold) against "
+            "chance (a uniform map's share)",
+            highlight=False,
+        )
     else:
         console.print(
             f"no object masks in {result['dataset']!r}: figures only "

@@ -120,6 +120,7 @@ class AttentionMonitor(Callback):
             metrics = {
                 "attn_iou_best_head": score.best_head_iou,
                 "attn_iou_mean_map": score.mean_map_iou,
+                "attn_object_share_max": score.max_object_share,
             }
             record.update(metrics)
         self.history.append(record)

@@ -282,6 +282,8 @@ def run_attention_eval(
             sfx = model_suffix(name)
             metrics[f"attn_iou_best_head{sfx}"] = score.best_head_iou
             metrics[f"attn_iou_mean_map{sfx}"] = score.mean_map_iou
+            metrics[f"attn_object_share_max{sfx}"] = score.max_object_share
+            metrics[f"attn_object_area{sfx}"] = score.object_area
             for bg, part in score.by_background.items():
                 metrics[f"attn_iou_best_head_{bg}{sfx}"] = float(part["best_head_iou"])  # type: ignore[arg-type]
         result["results"][name] = entry

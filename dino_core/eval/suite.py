@@ -21,7 +21,12 @@ from dino_core.eval.attention import PAPER_MASS_THRESHOLD, cls_attention_maps, p
 from dino_core.eval.features import eval_mode, extract_features, model_device
 from dino_core.eval.knn import knn_classify
 from dino_core.eval.linear import LinearProbeConfig, train_linear_probe
-from dino_core.eval.mask_score import MaskScore, image_ious, summarize_ious
+from dino_core.eval.mask_score import (
+    ImageMaskStats,
+    MaskScore,
+    image_mask_stats,
+    summarize_mask_stats,
+)
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -159,7 +164,7 @@ def attention_mask_report(
     dev = torch.device(device) if device is not None else model_device(model)
     model.to(dev)
     patch = patch_size_of(model)
-    head_ious, mean_ious = [], []
+    parts: list[ImageMaskStats] = []
     batches = eval_batches(dataset, transform, batch_size)
     total = math.ceil(len(dataset) / batch_size)
     bar = tqdm(batches, desc=f"{name} masks", total=total, disable=not progress, unit="batch")
@@ -176,11 +181,7 @@ def attention_mask_report(
                         "`spatial`"
                     )
                 maps = cls_attention_maps(model, x)
-                h, m = image_ious(maps, truth.to(dev), patch, threshold)
-                head_ious.append(h.cpu())
-                mean_ious.append(m.cpu())
+                parts.append(image_mask_stats(maps, truth.to(dev), patch, threshold).cpu())
     finally:
         bar.close()
-    return summarize_ious(
-        torch.cat(head_ious), torch.cat(mean_ious), dataset.backgrounds, threshold
-    )
+    return summarize_mask_stats(ImageMaskStats.cat(parts), dataset.backgrounds, threshold)

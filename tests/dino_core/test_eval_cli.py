@@ -109,7 +109,7 @@ def test_attention_command_scores_masks_and_draws_figures(checkpoint: str, tmp_p
         "--threshold",
         "0.5",
     )["output"]
-    assert "IoU" in out
+    assert "IoU" in out and "object share" in out and "chance" in out
     result = json.loads((tmp_path / "attention.json").read_text())
     assert result["settings"]["threshold"] == 0.5 and result["settings"]["has_masks"]
     for name in ("trained", "random_init"):
@@ -119,6 +119,9 @@ def test_attention_command_scores_masks_and_draws_figures(checkpoint: str, tmp_p
         assert score["n_images"] == 12 and len(score["per_head"]) == 4
         assert score["best_head_iou"] == max(score["per_head"])
         assert 0.0 <= score["mean_map_iou"] <= 1.0
+        assert score["max_object_share"] == max(score["object_share_per_head"])
+        for key in ("best_head_precision", "best_head_recall", "object_area"):
+            assert 0.0 <= score[key] <= 1.0
         parts = score["by_background"]
         assert parts["plain"]["n_images"] + parts["textured"]["n_images"] == 12
 
