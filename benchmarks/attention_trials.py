@@ -3,6 +3,7 @@
 ``python -m benchmarks.attention_trials --trials benchmarks/trials/fashion_vit_attention.yaml
 [--preset benchmarks/trials/fashion_vit_reg4_noise.yaml] [--minutes 5] [--every 300]
 [--only NAME ...] [--out benchmarks/results/attention_trials_fashion_vit.jsonl]``
+``python -m benchmarks.attention_trials --ceilings [--preset ...] [--test 10000]``
 
 Each trial trains the ViT preset with its overrides (``{name: [override, ...]}``, as
 ``benchmarks.recipe_search``) for ``--minutes`` of wall-clock, one trial at a time with the
@@ -14,6 +15,11 @@ chance, and the weighted k-NN (k=20, T=0.07) with the first ``--memory`` trainin
 One JSON line per (trial, checkpoint), with the machine and load average. The learning curve of
 the attention is the point: a map can find the object and still score a low IoU by being too
 peaked to cover it.
+
+``--ceilings`` scores reference maps instead of a network, on the preset's patch grid: uniform
+attention, attention on the patches that hold any object pixel, attention proportional to each
+patch's object pixels (the soft object mask), and the best set of whole patches per image (the
+oracle: no patch-level mask scores more). They say what an IoU on this data can be.
 """
 
 from __future__ import annotations
@@ -29,13 +35,15 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from benchmarks._common import RESULTS, WallClockStop, machine
+from benchmarks._common import RESULTS, WallClockStop, machine, write_json
 from benchmarks.recipe_search import load_trials
 from dino_core.checkpoint import checkpoint_step, list_checkpoints
 from dino_core.config import DinoConfig, load_config
+from dino_core.eval.attention import upsample_patches
 from dino_core.eval.baselines import baseline_models
+from dino_core.eval.mask_score import image_mask_stats, mask_iou
 from dino_core.eval.monitor import monitor_data
-from dino_core.eval.suite import EvalData, attention_mask_report, knn_report
+from dino_core.eval.suite import EvalData, attention_mask_report, knn_report, transformed_masks
 from dino_core.models.loading import load_backbone
 from dino_core.train import train
 
@@ -96,9 +104,51 @@ def run_trial(name: str, overrides: list[str], args: argparse.Namespace) -> list
     return rows
 
 
+def reference_maps(object_fraction: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Reference attention maps ``[B, 1, h, w]`` from each patch's object-pixel fraction."""
+    tiny = 1e-6  # a map must hold mass: ties broken towards object patches
+    f = object_fraction[:, None]
+    return {
+        "uniform": torch.ones_like(f),
+        "object_patches": (f > 0).to(f.dtype) + tiny,
+        "object_fraction": f + tiny,
+    }
+
+
+def oracle_iou(object_fraction: torch.Tensor, masks: torch.Tensor, patch: int) -> torch.Tensor:
+    """Per image, the best IoU of any set of whole patches: the best prefix of the patches
+    sorted by object fraction (adding a patch in that order is what can raise the IoU)."""
+    b, h, w = object_fraction.shape
+    order = object_fraction.flatten(1).argsort(dim=1, descending=True)
+    chosen = torch.zeros(b, h * w, dtype=torch.bool)
+    best = torch.zeros(b, dtype=torch.float64)
+    for k in range(h * w):
+        chosen[torch.arange(b), order[:, k]] = True
+        up = upsample_patches(chosen.view(b, h, w), (patch, patch), masks.shape[-2:])
+        best = torch.maximum(best, mask_iou(up, masks))
+    return best
+
+
+def ceilings(args: argparse.Namespace) -> dict[str, Any]:
+    cfg = load_config(args.preset, [])
+    data = eval_data(cfg, 1, args.test)
+    masks = transformed_masks(data.test.masks, data.transform).bool()
+    patch = cfg.model.patch_size
+    h, w = masks.shape[-2] // patch, masks.shape[-1] // patch
+    cut = masks[:, : h * patch, : w * patch].to(torch.float64)
+    fraction = cut.reshape(-1, h, patch, w, patch).mean(dim=(2, 4))
+    out: dict[str, Any] = {"preset": str(args.preset), "patch_size": patch, "images": len(masks)}
+    for name, maps in reference_maps(fraction).items():
+        out[name] = round(float(image_mask_stats(maps, masks, (patch, patch)).head_iou.mean()), 3)
+    out["oracle_patch_mask"] = round(float(oracle_iou(fraction, masks, patch).mean()), 3)
+    out["object_area"] = round(float(masks.double().mean()), 3)
+    out["machine"] = machine()
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--trials", type=Path, required=True)
+    p.add_argument("--trials", type=Path)
     p.add_argument("--preset", type=Path, default=PRESET)
     p.add_argument("--only", nargs="*", default=None, help="run these trials of the file")
     p.add_argument("--minutes", type=float, default=5.0)
@@ -107,7 +157,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--test", type=int, default=2_000, help="first N test images scored")
     p.add_argument("--workdir", default="/tmp/dino-attention-trials")
     p.add_argument("--out", type=Path, default=RESULTS / "attention_trials_fashion_vit.jsonl")
+    p.add_argument("--ceilings", action="store_true", help="score reference maps, no training")
     args = p.parse_args(argv)
+    if args.ceilings:
+        res = ceilings(args)
+        write_json(f"attention_ceilings_{Path(args.preset).stem}", res)
+        print(json.dumps({k: v for k, v in res.items() if k != "machine"}), flush=True)
+        return
+    if args.trials is None:
+        raise SystemExit("give --trials FILE (or --ceilings)")
     trials = load_trials(args.trials)
     unknown = sorted(set(args.only or []) - set(trials))
     if unknown:

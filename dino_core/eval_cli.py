@@ -211,12 +211,12 @@ def attention_command(
         console.print(f"no attention: {result['not_applicable']}", highlight=False)
     elif result["settings"]["has_masks"]:
         table = Table(title=f"attention-mask IoU, masks keep {th:.0%} of the attention mass")
-        cols = ["model", "best head", "IoU best head", "precision", "recall", "IoU mean map"]
-        cols += ["object share", "chance", "plain", "textured"]
-        for col in cols:
+        scores = [rep["mask_score"] for rep in result["results"].values()]
+        backgrounds = sorted({bg for sc in scores for bg in sc["by_background"]})
+        cols = ["model", "head", "IoU", "precision", "recall", "IoU mean map", "on object"]
+        for col in [*cols, "chance", *backgrounds]:
             table.add_column(col, justify="left" if col == "model" else "right")
-        for name, rep in result["results"].items():
-            sc = rep["mask_score"]
+        for name, sc in zip(result["results"], scores, strict=True):
             bg = sc["by_background"]
             table.add_row(
                 name,
@@ -227,14 +227,18 @@ def attention_command(
                 f"{sc['mean_map_iou']:.3f}",
                 f"{sc['max_object_share']:.3f}",
                 f"{sc['object_area']:.3f}",
-                f"{bg['plain']['best_head_iou']:.3f}" if "plain" in bg else "-",
-                f"{bg['textured']['best_head_iou']:.3f}" if "textured" in bg else "-",
+                *(f"{bg[b]['best_head_iou']:.3f}" if b in bg else "-" for b in backgrounds),
             )
         console.print(table)
         console.print(
-            "precision / recall: of the best head's masks against the object; object share: "
-            "the attention mass on object pixels (most object-bound head, no threshold) against "
-            "chance (a uniform map's share)",
+            "head: the best head (highest IoU); precision / recall: of its masks against the "
+            "object; on object: the attention mass on object pixels of the most object-bound "
+            "head (no threshold), against chance (a uniform map's share)"
+            + (
+                f"; {', '.join(backgrounds)}: IoU of the best head per background"
+                if backgrounds
+                else ""
+            ),
             highlight=False,
         )
     else:

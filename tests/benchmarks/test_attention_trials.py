@@ -53,3 +53,19 @@ def test_unknown_trial_names_are_refused(tmp_path: Path) -> None:
     trials = write(tmp_path / "trials.yaml", {"base": []})
     with pytest.raises(SystemExit, match=r"--only names trials not in .*\['nope'\]"):
         main(["--trials", str(trials), "--only", "nope"])
+
+
+def test_ceilings_order_the_reference_maps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchmarks.attention_trials as bench
+
+    preset = write(tmp_path / "preset.yaml", PRESET)
+    written: dict[str, dict[str, object]] = {}
+    monkeypatch.setattr(bench, "write_json", lambda name, res: written.setdefault(name, res))
+    main(["--ceilings", "--preset", str(preset), "--test", "24"])
+    res = written["attention_ceilings_preset"]
+    assert res["images"] == 24 and res["patch_size"] == 4
+    refs = [float(res[k]) for k in ("uniform", "object_patches", "object_fraction")]  # type: ignore[arg-type]
+    # the best set of whole patches beats every patch mask, and a map that follows the object
+    # beats one that ignores it
+    assert float(res["oracle_patch_mask"]) >= max(refs)  # type: ignore[arg-type]
+    assert refs[2] > refs[0] and refs[1] > refs[0]

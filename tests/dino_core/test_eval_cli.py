@@ -109,7 +109,7 @@ def test_attention_command_scores_masks_and_draws_figures(checkpoint: str, tmp_p
         "--threshold",
         "0.5",
     )["output"]
-    assert "IoU" in out and "object share" in out and "chance" in out
+    assert "IoU" in out and "on object" in out and "chance" in out and "plain" in out
     result = json.loads((tmp_path / "attention.json").read_text())
     assert result["settings"]["threshold"] == 0.5 and result["settings"]["has_masks"]
     for name in ("trained", "random_init"):
