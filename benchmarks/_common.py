@@ -121,9 +121,13 @@ def write_text(name: str, suffix: str, text: str) -> Path:
     return path
 
 
-def matmul_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
-    """Measured GFLOP/s of an ``n x n`` matmul in ``dtype`` (median of ``reps``): the ceiling
-    a compute-bound training step can approach on this machine."""
+def matmul_gflops(
+    device: torch.device, dtype: torch.dtype, n: int = 2048, reps: int = 10, budget_s: float = 10.0
+) -> float:
+    """Measured GFLOP/s of an ``n x n`` matmul in ``dtype`` (median of up to ``reps``): the
+    ceiling a compute-bound training step can approach on this machine. Stops after
+    ``budget_s`` of timed products once one is in (a dtype the hardware only emulates, e.g.
+    bf16 on a CPU without bf16 units, takes ~1 minute per 2048^3 product)."""
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     times: list[float] = []
@@ -134,6 +138,9 @@ def matmul_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, reps:
         a @ b
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        if i >= 2:  # two warm-up products
-            times.append(time.perf_counter() - t0)
+        took = time.perf_counter() - t0
+        if i >= 2 or took > budget_s / 4:  # two warm-up products, unless one is already slow
+            times.append(took)
+        if times and sum(times) >= budget_s:
+            break
     return 2 * n**3 / median(times) / 1e9
