@@ -52,12 +52,15 @@ def stop_tree(root_pid: int, grace_s: float = GRACE_S) -> None:
 def run(parent_pid: int, command: Sequence[str]) -> int:
     """Run ``command`` until it exits, or until the parent dies or SIGTERM/SIGINT comes."""
     proc = subprocess.Popen(list(command))
-    stopping = threading.Event()
+    stopping, stopped = threading.Event(), threading.Event()
 
     def stop(*_: object) -> None:
         if not stopping.is_set():
             stopping.set()
-            stop_tree(proc.pid)
+            try:
+                stop_tree(proc.pid)
+            finally:
+                stopped.set()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         threading.Thread(target=stop, name="tether-stop", daemon=True).start()
@@ -66,6 +69,10 @@ def run(parent_pid: int, command: Sequence[str]) -> int:
         signal.signal(sig, on_signal)
     die_with_parent(parent_pid, stop)
     code = proc.wait()
+    if stopping.is_set():
+        # the command can die at SIGTERM before its children do: the tether must not exit (and
+        # end the stopping thread) before the SIGKILL stage has dealt with the rest of the tree
+        stopped.wait()
     return code if code >= 0 else 128 - code
 
 
