@@ -36,14 +36,14 @@ import torch
 import torch.nn as nn
 
 from benchmarks._common import RESULTS, WallClockStop, machine, write_json
+from benchmarks.knn_vs_time import eval_data, knn
 from benchmarks.recipe_search import load_trials
 from dino_core.checkpoint import checkpoint_step, list_checkpoints
-from dino_core.config import DinoConfig, load_config
+from dino_core.config import load_config
 from dino_core.eval.attention import upsample_patches
 from dino_core.eval.baselines import baseline_models
 from dino_core.eval.mask_score import image_mask_stats, mask_iou
-from dino_core.eval.monitor import monitor_data
-from dino_core.eval.suite import EvalData, attention_mask_report, knn_report, transformed_masks
+from dino_core.eval.suite import EvalData, attention_mask_report, transformed_masks
 from dino_core.models.loading import load_backbone
 from dino_core.train import train
 
@@ -53,7 +53,6 @@ PRESET = Path("benchmarks/trials/fashion_vit_reg4_noise.yaml")
 def score(model: nn.Module, data: EvalData, name: str) -> dict[str, Any]:
     """Attention-mask statistics and k-NN top-1 of one backbone."""
     s = attention_mask_report(model, data.test, data.transform, name=name)
-    knn = knn_report(model, data, ks=[20], temperature=0.07, name=name)["k=20"]
     return {
         "best_head_iou": round(s.best_head_iou, 3),
         "mean_map_iou": round(s.mean_map_iou, 3),
@@ -62,15 +61,8 @@ def score(model: nn.Module, data: EvalData, name: str) -> dict[str, Any]:
         "best_head_recall": round(s.best_head_recall, 3),
         "object_share_per_head": [round(v, 3) for v in s.object_share_per_head],
         "object_area": round(s.object_area, 3),
-        "knn_top1": round(float(knn["top1"]), 2),
+        "knn_top1": round(knn(model, data, name), 2),
     }
-
-
-def eval_data(cfg: DinoConfig, memory: int, test: int) -> EvalData:
-    ev = cfg.model_copy(deep=True)
-    ev.data.limit = None
-    ev.eval.knn_train_limit, ev.eval.knn_test_limit = memory, test
-    return monitor_data(ev)
 
 
 def run_trial(name: str, overrides: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -53,6 +53,14 @@ def knn(model: torch.nn.Module, data: EvalData, name: str) -> float:
     return float(rep["top1"])
 
 
+def eval_data(cfg: DinoConfig, train_limit: int | None, test_limit: int | None) -> EvalData:
+    """The preset's data for scoring: all of its splits, cut to the k-NN memory / test limits."""
+    ev = cfg.model_copy(deep=True)
+    ev.data.limit = None
+    ev.eval.knn_train_limit, ev.eval.knn_test_limit = train_limit, test_limit
+    return monitor_data(ev)
+
+
 def attention_scores(path: str, cfg: DinoConfig, data: EvalData) -> dict[str, Any]:
     """Best-head and mean-map attention-mask IoU of the checkpoint's teacher and of random init
     (ViTs on data with object masks; otherwise ``{}``)."""
@@ -75,10 +83,7 @@ def evaluate(
     test_limit: int | None,
     steps: list[int] | None = None,
 ):
-    ev = cfg.model_copy(deep=True)
-    ev.data.limit = None
-    ev.eval.knn_train_limit, ev.eval.knn_test_limit = train_limit, test_limit
-    data = monitor_data(ev)
+    data = eval_data(cfg, train_limit, test_limit)
     times = step_times(run_dir, cfg.train.batch_size)
     points = []
     for path in list_checkpoints(str(run_dir)):

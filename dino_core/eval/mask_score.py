@@ -98,18 +98,6 @@ def image_mask_stats(
     )
 
 
-def image_ious(
-    head_maps: torch.Tensor,
-    object_masks: torch.Tensor,
-    patch_size: tuple[int, int],
-    threshold: float = PAPER_MASS_THRESHOLD,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """IoU per image and head ``[B, heads]`` and of the head-mean map ``[B]`` (see
-    :func:`image_mask_stats`)."""
-    stats = image_mask_stats(head_maps, object_masks, patch_size, threshold)
-    return stats.head_iou, stats.mean_iou
-
-
 @dataclass(frozen=True)
 class MaskScore:
     """Mean IoU (0..1) of attention masks against object masks, and why it is what it is."""

@@ -8,7 +8,6 @@ import torch
 
 from dino_core.eval.mask_score import (
     ImageMaskStats,
-    image_ious,
     image_mask_stats,
     mask_iou,
     summarize_mask_stats,
@@ -41,7 +40,8 @@ def object_and_maps() -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_perfect_disjoint_and_partial_heads() -> None:
     obj, maps = object_and_maps()
-    head_iou, mean_iou = image_ious(maps, obj, (4, 4), threshold=0.6)
+    st = image_mask_stats(maps, obj, (4, 4), threshold=0.6)
+    head_iou, mean_iou = st.head_iou, st.mean_iou
     assert head_iou[:, 0].tolist() == [1.0, 1.0]
     assert head_iou[:, 1].tolist() == [0.0, 0.0]
     assert head_iou[:, 2].tolist() == [0.5, 0.5]

@@ -12,7 +12,7 @@ from timm.models.vision_transformer import LayerScale
 
 from dino_core.config import ConfigError, ModelConfig, build_config
 from dino_core.eval.attention import cls_attention_maps, last_block_attention
-from dino_core.eval.mask_score import image_ious
+from dino_core.eval.mask_score import image_mask_stats
 from dino_core.models import build_backbone
 
 
@@ -39,7 +39,8 @@ def test_registers_change_the_token_count_not_the_attention_maps() -> None:
     torch.testing.assert_close(maps.flatten(-2), weights[:, :, 0, 5:])
     assert (maps.flatten(-2).sum(-1) < 1.0 - weights[:, :, 0, 1:5].sum(-1) + 1e-5).all()
     # and the mask score runs on patch maps of the same shape
-    head_iou, mean_iou = image_ious(maps, torch.ones(2, 16, 16, dtype=torch.bool), (4, 4))
+    st = image_mask_stats(maps, torch.ones(2, 16, 16, dtype=torch.bool), (4, 4))
+    head_iou, mean_iou = st.head_iou, st.mean_iou
     assert head_iou.shape == (2, 4) and mean_iou.shape == (2,)
 
 
