@@ -42,8 +42,10 @@ def call_seeded(fn: Callable[[], T], seed: int) -> T:
     """Run ``fn`` with the CPU global torch RNG seeded by ``seed``, restoring it afterwards.
 
     torchvision's transforms draw from the global RNG; this makes one call reproducible
-    without disturbing the caller's random state.
+    without disturbing the caller's random state. Only the CPU generator is seeded:
+    ``torch.manual_seed`` would also seed every CUDA generator, which ``fork_rng(devices=[])``
+    does not restore (and, before CUDA is initialised, queues a captured stack per call).
     """
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         return fn()

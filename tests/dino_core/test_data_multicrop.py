@@ -61,6 +61,23 @@ def test_seeded_calls_are_reproducible_and_leave_global_rng_alone() -> None:
     assert derive_seed(1, 2, 3) != derive_seed(1, 3, 2) and derive_seed(-1, 0) >= 0
 
 
+def test_seeded_calls_seed_no_cuda_generator() -> None:
+    """A per-image seed is for the CPU stream the transforms draw from. ``torch.manual_seed``
+    also seeds every CUDA generator (queued while CUDA is not initialised), which on a GPU run
+    re-seeded the trainer's CUDA stream (drop path, iBOT masks) with the last image's seed at
+    every step, and cost a captured Python stack per image on a CPU run."""
+
+    def cuda_rng() -> object:
+        if torch.cuda.is_initialized():  # seeds go to the generators at once
+            return [s.tolist() for s in torch.cuda.get_rng_state_all()]
+        tracker = torch.cuda._lazy_seed_tracker  # seeds wait for the lazy initialisation
+        return (tracker.manual_seed_all_cb, tracker.manual_seed_cb, len(torch.cuda._queued_calls))
+
+    before = cuda_rng()
+    call_seeded(lambda: torch.rand(1), derive_seed(2, 0, 1, 5))
+    assert cuda_rng() == before
+
+
 def test_blur_kernel_size_is_odd_and_about_a_tenth() -> None:
     assert [blur_kernel_size(s) for s in (8, 12, 28, 32, 64, 96, 224)] == [3, 3, 3, 3, 7, 11, 23]
 
