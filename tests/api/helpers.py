@@ -7,7 +7,11 @@ from typing import Any
 
 from tests.tiny import tiny_dict
 
-TINY: dict[str, Any] = tiny_dict(warmup_epochs=0, synthetic_size=32, train={"epochs": 1})
+# per-image crops, the config's default: the api tests submit what a user who names no
+# pipeline gets (image_folder, for one, is refused with the batched pipeline)
+TINY: dict[str, Any] = tiny_dict(
+    warmup_epochs=0, synthetic_size=32, train={"epochs": 1}, pipeline="per_image"
+)
 AXES = {"loss.teacher_temp": [0.04, 0.07], "crops.local_number": [1, 2]}
 
 

@@ -58,7 +58,9 @@ def cluster() -> Iterator[list[RayNode]]:
 def test_two_nodes_survive_a_lost_node_and_match_one_process(
     cluster: list[RayNode], sqlite_uri: str, tmp_path: Path
 ) -> None:
-    cfg = tiny_config_dict(log_every_steps=1, epochs=4, checkpoint_every_steps=3)
+    # per-image crops: their seeds follow the sample, so two ranks' halves are the single
+    # process's batch exactly (batched crops draw per rank and batch)
+    cfg = tiny_config_dict("per_image", log_every_steps=1, epochs=4, checkpoint_every_steps=3)
     target = MlflowTarget(tracking_uri=sqlite_uri, experiment_name="ddp-nodes")
     single = run_job(
         JobSpec(job_id="nodes-1", config=cfg, storage_uri=str(tmp_path / "one"), mlflow=target)
