@@ -2,7 +2,8 @@
 
 ``python -m benchmarks.recipe_search --trials benchmarks/trials/fashion_steps.yaml
 [--preset configs/fashion_mnist_cpu.yaml] [--max-steps 2000] [--eval-every 250]
-[--parallel 4] [--device auto] [--threads 2] [--out benchmarks/results/recipe_search.jsonl]``
+[--parallel 4] [--device auto] [--threads 2] [--out benchmarks/results/recipe_search.jsonl]
+[--only NAME,NAME]``
 
 The trials file maps a trial name to a list of dotted overrides (``loss.teacher_temp=0.05``).
 Each trial trains the preset with its overrides, ``train.max_steps`` and a checkpoint every
@@ -146,12 +147,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workdir", default="/tmp/dino-recipe")
     p.add_argument("--keep-runs", action="store_true")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument(
+        "--only", default=None, metavar="NAME[,NAME...]",
+        help="run only these trials of the file (a search cut short goes on where it stopped)",
+    )  # fmt: skip
     return p.parse_args(argv)
+
+
+def select_trials(
+    trials: dict[str, list[str]], only: str | None, path: Path
+) -> dict[str, list[str]]:
+    """The trials named by ``--only`` (all when it is not given), in the file's order."""
+    if only is None:
+        return trials
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in trials]
+    if unknown or not names:
+        raise SystemExit(
+            f"--only {only!r}: {path} has no trial {', '.join(map(repr, unknown)) or 'named'}; "
+            f"its trials are {', '.join(trials)}"
+        )
+    return {n: o for n, o in trials.items() if n in names}
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    trials = load_trials(args.trials)
+    trials = select_trials(load_trials(args.trials), args.only, args.trials)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("DINO_DATA_DOWNLOAD", "0")
     ctx = mp.get_context("spawn")
