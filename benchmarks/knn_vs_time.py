@@ -126,15 +126,28 @@ def plot(res: dict[str, Any], path: Path, target: float | None) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config", default=PRESET)
-    ap.add_argument("--minutes", type=float, default=15.0)
+    ap.add_argument("--config", default=PRESET, help="the preset to train (default: %(default)s)")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config field, e.g. --set teacher.momentum=0.98 (repeat)",
+    )
+    ap.add_argument(
+        "--minutes",
+        type=float,
+        default=15.0,
+        help="stop training after this many minutes (0: the whole schedule)",
+    )
     ap.add_argument("--every", type=int, default=50, help="checkpoint every N steps")
     ap.add_argument("--run-dir", default=None, help="evaluate this run instead of training")
     ap.add_argument("--train-limit", type=int, default=None)
     ap.add_argument("--test-limit", type=int, default=None)
     ap.add_argument("--steps", type=int, nargs="*", help="score only these checkpoint steps")
     ap.add_argument("--name", default="knn_vs_time", help="results/<name>.{json,md,png}")
-    ap.add_argument("--target", type=float, default=None, help="draw a target line (%)")
+    ap.add_argument("--target", type=float, default=None, help="draw a target line (%%)")
     args = ap.parse_args()
     info = machine()
     wall = None
@@ -143,7 +156,8 @@ def main() -> None:
         cfg = load_config(run_dir / "config.yaml")
     else:
         run_dir = Path(f"/tmp/dino-{args.name}")
-        cfg = load_config(args.config, [f"train.checkpoint_every_steps={args.every}",
+        cfg = load_config(args.config, [*args.overrides,
+                                        f"train.checkpoint_every_steps={args.every}",
                                         "train.keep_checkpoints=1000"])  # fmt: skip
         stop = [WallClockStop(args.minutes * 60)] if args.minutes > 0 else []
         t0 = time.perf_counter()
