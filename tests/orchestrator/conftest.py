@@ -14,10 +14,10 @@ from sqlalchemy import create_engine, text
 from orchestrator.db import Database, open_database
 from orchestrator.schemas import UserView
 from orchestrator.service import create_user, hash_token
+from tests.orchestrator.backends import BACKENDS
 from tests.orchestrator.raynodes import RayNode, connected, kill_node, start_head
 
 PG_ENV = "DINO_TEST_POSTGRES_URL"
-BACKENDS = ["sqlite", "postgres"]
 
 
 def _postgres_schema_url(base: str, schema: str) -> str:

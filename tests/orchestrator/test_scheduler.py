@@ -19,6 +19,7 @@ from orchestrator.service import (
     submit_grid,
     submit_job,
 )
+from tests.orchestrator.backends import sqlite_only
 from tests.orchestrator.harness import (
     all_ended,
     attempts_of,
@@ -73,6 +74,7 @@ def test_grid_of_eight_runs_to_a_correct_summary(db: Database, alice: UserView) 
         assert ("transition", "SUCCEEDED") in kinds
 
 
+@sqlite_only
 def test_priority_first_then_fifo(db: Database, alice: UserView, tmp_path: Path) -> None:
     whole = Resources(num_cpus=2)  # one job at a time on the 2-CPU node
     gate = tmp_path / "go"
@@ -95,6 +97,7 @@ def test_priority_first_then_fifo(db: Database, alice: UserView, tmp_path: Path)
     assert all(status_of(db, i) == "SUCCEEDED" for i in ids.values())
 
 
+@sqlite_only
 def test_cancel_stops_running_jobs_cooperatively_or_by_kill(db: Database, alice: UserView) -> None:
     slow = {"t.steps": "400", "t.step_s": "0.05"}
     polite = submit_job(db, alice, JobRequest(name="polite", tags=slow, evals=["eval_knn"]))
@@ -130,6 +133,7 @@ def test_cancel_stops_running_jobs_cooperatively_or_by_kill(db: Database, alice:
     )
 
 
+@sqlite_only
 def test_failures_retry_with_back_off_then_succeed_or_give_up(
     db: Database, alice: UserView
 ) -> None:
@@ -171,6 +175,7 @@ def test_failures_retry_with_back_off_then_succeed_or_give_up(
     assert [a.status for a in attempts_of(db, crash.id)] == ["LOST"]
 
 
+@sqlite_only
 def test_a_failure_no_retry_can_fix_ends_the_job_at_once(db: Database, alice: UserView) -> None:
     """config / data / code failures end the job FAILED after one attempt; infrastructure
     and runtime failures are retried as before."""
@@ -196,6 +201,7 @@ def test_a_failure_no_retry_can_fix_ends_the_job_at_once(db: Database, alice: Us
         assert (row.status, row.attempt) == ("SUCCEEDED", 2), kind
 
 
+@sqlite_only
 def test_collapse_ends_one_combination_and_the_grid_goes_on(db: Database, alice: UserView) -> None:
     req = GridRequest(
         name="col",
@@ -218,6 +224,7 @@ def test_collapse_ends_one_combination_and_the_grid_goes_on(db: Database, alice:
     ]
 
 
+@sqlite_only
 def test_killed_job_process_resumes_from_its_checkpoint_in_the_same_run(
     db: Database, alice: UserView
 ) -> None:
@@ -238,6 +245,7 @@ def test_killed_job_process_resumes_from_its_checkpoint_in_the_same_run(
     assert starts[0]["run_id"] == starts[1]["run_id"] == row.mlflow_run_id  # one run
 
 
+@sqlite_only
 def test_job_that_no_node_can_hold_waits_without_blocking_others(
     db: Database, alice: UserView
 ) -> None:

@@ -17,6 +17,7 @@ from orchestrator.scheduler import Scheduler
 from orchestrator.schemas import JobRequest, UserView
 from orchestrator.service import submit_job
 from orchestrator.specs import actor_options, build_spec
+from tests.orchestrator.backends import sqlite_only
 from tests.orchestrator.harness import (
     JOB_FN,
     age_heartbeat,
@@ -31,7 +32,7 @@ from tests.orchestrator.harness import (
 )
 from worker.contracts import Resources
 
-pytestmark = pytest.mark.usefixtures("ray_conn")
+pytestmark = [pytest.mark.usefixtures("ray_conn"), sqlite_only]
 
 
 def _pid(db: Database, job_id: str, attempt: int = 1) -> int:
