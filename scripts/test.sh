@@ -20,5 +20,7 @@ fi
 cleanup() { [ -z "$pg_dir" ] || bash scripts/postgres.sh stop "$pg_dir" || true; }
 trap cleanup EXIT
 # One rerun absorbs timing noise of the integration tests on a loaded 2-core machine; a real
-# failure fails twice and is reported.
-.venv/bin/python -m pytest -q -p no:cacheprovider --reruns 1 --reruns-delay 2 "$@"
+# failure fails twice and is reported. The first attempt's traceback is printed either way, so
+# a flaky test's cause is in the CI log, not only its "R".
+.venv/bin/python -m pytest -q -p no:cacheprovider --reruns 1 --reruns-delay 2 \
+  --rerun-show-tracebacks "$@"
