@@ -27,10 +27,19 @@ DINO = [sys.executable, "-m", "api.cli.main"]
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[str], log: Path, path: str = "/healthz") -> None:
+    """Until ``url + path`` answers 200; fails at once, with the logs, when ``dino serve`` or
+    one of its children exits (e.g. ``mlflow ui`` losing its port to another process between
+    ``free_port()`` and its bind), instead of after the whole deadline."""
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"dino serve exited early:\n{log.read_text()[-3000:]}")
+        if "exited with code" in (text := log.read_text()):
+            children = "\n".join(
+                f"--- {p.name}:\n{p.read_text()[-2000:]}"
+                for p in sorted((log.parent / "home" / "logs").glob("*.log"))
+            )
+            raise AssertionError(f"a child of dino serve exited:\n{text[-3000:]}\n{children}")
         try:
             if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
                 return
