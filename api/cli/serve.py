@@ -27,6 +27,7 @@ from typing import IO
 
 import psutil
 
+from api.cli.ports import check_serve_ports
 from api.cli.tether import tether_command
 from api.server.settings import ApiSettings
 from worker.deployment import default_database_url, default_tracking_uri, dino_home
@@ -168,6 +169,7 @@ def serve(
     log_level: str = "info",
 ) -> None:
     """Run until Ctrl-C/SIGTERM; children are stopped by PID on the way out."""
+    check_serve_ports(host, port, mlflow_port if mlflow_ui else None)  # before anything starts
     apply_worker_env()  # this process and its children: telemetry off, before MLflow loads
     import uvicorn
 
