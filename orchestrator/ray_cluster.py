@@ -54,12 +54,13 @@ def connect(settings: OrchestratorSettings, local: LocalRay | None) -> None:
     if local is None:
         raise ValueError("a local Ray needs DINO_HOME's lock: call reserve_local_ray first")
     log.info("starting a local Ray (num_cpus=%s)", settings.num_cpus or "all")
-    ray.init(
-        num_cpus=settings.num_cpus,
-        num_gpus=settings.num_gpus,
-        include_dashboard=False,
-        **common,
-    )
+    with local.starting():
+        ray.init(
+            num_cpus=settings.num_cpus,
+            num_gpus=settings.num_gpus,
+            include_dashboard=False,
+            **common,
+        )
 
 
 def node_loss_cause(err: BaseException, node_id: str | None) -> str | None:

@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
+from orchestrator.marked_processes import kill_marked
 
 REPO = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -180,42 +179,13 @@ def node_alive(node: RayNode) -> bool:
     return node_id_of(node) is not None
 
 
-def _has_mark(p: psutil.Process, mark: str | None = None) -> bool:
-    try:
-        value = p.environ().get(MARK)
-    except (psutil.Error, OSError):
-        return False
-    return value is not None and (mark is None or value == mark)
-
-
 def kill_node(node: RayNode) -> None:
-    """SIGKILL every process of the node (marked ones and their descendants), scanning again
-    until none is left (a process may be starting while the first scan runs)."""
-    for _ in range(5):
-        if not _kill_marked(node.mark):
-            break
+    """SIGKILL every process of the node (marked ones and their descendants)."""
+    kill_marked(MARK, node.mark)
     shutil.rmtree(f"/tmp/dino-home-{node.mark[:12]}", ignore_errors=True)
     if node.temp_dir:
         time.sleep(0.2)
         shutil.rmtree(node.temp_dir, ignore_errors=True)
-
-
-def _kill_marked(mark: str) -> int:
-    """SIGKILL the processes carrying ``mark`` and their descendants; how many there were."""
-    roots = [p for p in psutil.process_iter() if _has_mark(p, mark)]
-    procs: dict[int, psutil.Process] = {}
-    for p in roots:
-        procs[p.pid] = p
-        try:
-            for child in p.children(recursive=True):
-                procs[child.pid] = child
-        except psutil.Error:
-            pass
-    for p in procs.values():
-        with contextlib.suppress(psutil.Error):
-            p.send_signal(signal.SIGKILL)
-    psutil.wait_procs(list(procs.values()), timeout=10)
-    return len(procs)
 
 
 def start_autoscaling_head(
@@ -277,21 +247,4 @@ def start_autoscaling_head(
 def kill_fake_node(node_id: str) -> int:
     """SIGKILL the processes of one node of the fake multi-node provider (they carry its id in
     ``RAY_OVERRIDE_NODE_ID_FOR_TESTING``), as when its machine is lost; how many there were."""
-    roots = []
-    for p in psutil.process_iter():
-        try:
-            if p.environ().get("RAY_OVERRIDE_NODE_ID_FOR_TESTING") == node_id:
-                roots.append(p)
-        except (psutil.Error, OSError):
-            continue
-    procs: dict[int, psutil.Process] = {}
-    for p in roots:
-        procs[p.pid] = p
-        with contextlib.suppress(psutil.Error):
-            for child in p.children(recursive=True):
-                procs[child.pid] = child
-    for p in procs.values():
-        with contextlib.suppress(psutil.Error):
-            p.send_signal(signal.SIGKILL)
-    psutil.wait_procs(list(procs.values()), timeout=10)
-    return len(procs)
+    return kill_marked("RAY_OVERRIDE_NODE_ID_FOR_TESTING", node_id)
