@@ -34,7 +34,11 @@ class LocalRay:
 
     @contextmanager
     def starting(self) -> Iterator[None]:
-        """Wrap ``ray.init``: the processes it starts, and theirs, carry this Ray's mark."""
+        """Wrap ``ray.init``: the processes it starts, and theirs, carry this Ray's mark.
+
+        The mark is in this process's environment for the block, so a process another thread
+        starts meanwhile carries it too and is killed with this Ray: keep the block to
+        ``ray.init`` (``python -m orchestrator`` starts nothing else)."""
         with marking(MARK_ENV, self.mark):
             yield
 
