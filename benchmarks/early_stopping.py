@@ -46,9 +46,11 @@ def _base(images: int, epochs: int) -> dict[str, Any]:
     cfg = yaml.safe_load((REPO / "configs" / "fashion_mnist_cpu.yaml").read_text())
     cfg["data"]["limit"] = images
     cfg["train"].update(epochs=epochs, threads=1, checkpoint_every_steps=0)
-    # the preset's momentum when results/early_stopping.* were measured (it is 0.98 since
-    # docs/recipe_search.md sec. 12): the recorded k-NN figures stay reproducible
+    # the preset's momentum and loss when results/early_stopping.* were measured (EMA 0.98
+    # since docs/recipe_search.md sec. 12, KoLeo since sec. 15): the recorded k-NN figures
+    # stay reproducible
     cfg["teacher"]["momentum"] = 0.99
+    cfg["loss"]["koleo_weight"] = 0.0
     cfg["eval"] = {
         **cfg.get("eval", {}),
         "knn_every_epochs": 1,

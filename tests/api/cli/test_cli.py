@@ -131,6 +131,20 @@ def test_shipped_grid_files_are_valid(
     assert f"valid, {combinations} combination(s)" in out
 
 
+def test_the_paper_collapse_study_runs_dino_v1() -> None:
+    """The study's claim (paper Sec. 5.3) is about DINO v1's centering and sharpening; the
+    learning preset under it carries DINOv2's KoLeo term, which spreads the features by itself,
+    so the grid must switch it off in every combination (and add no other v2 term)."""
+    from orchestrator.grid_expand import expand_grid
+
+    body = grid_body("configs/grids/paper_collapse_study.yaml")
+    combos = expand_grid(body["base_config"], body["axes"], body["overrides"])
+    assert len(combos) == 3
+    for c in combos:
+        loss = c.config.loss
+        assert (loss.koleo_weight, loss.ibot_weight, loss.centering) == (0.0, 0.0, "ema"), c.label()
+
+
 def test_client_commands_against_the_server(server: Server, tmp_path: Path) -> None:
     server.add_user("nina")
     code, out = run(server, "nina", "submit", str(write_grid(tmp_path)))
