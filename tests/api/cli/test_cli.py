@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from api.cli.gridfile import GridFileError, grid_body, with_set
 from api.cli.main import app
 from orchestrator.db import open_database
+from orchestrator.grid_expand import expand_grid
 from orchestrator.service import get_user_by_name, hash_token
 from tests.api.conftest import Server, running_server
 from tests.api.helpers import TINY
@@ -135,8 +136,6 @@ def test_the_paper_collapse_study_runs_dino_v1() -> None:
     """The study's claim (paper Sec. 5.3) is about DINO v1's centering and sharpening; the
     learning preset under it carries DINOv2's KoLeo term, which spreads the features by itself,
     so the grid must switch it off in every combination (and add no other v2 term)."""
-    from orchestrator.grid_expand import expand_grid
-
     body = grid_body("configs/grids/paper_collapse_study.yaml")
     combos = expand_grid(body["base_config"], body["axes"], body["overrides"])
     assert len(combos) == 3
