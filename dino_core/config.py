@@ -380,6 +380,14 @@ class TrainConfig(_Section):
         "self-supervised batches, 32768)",
     )
     max_steps: int | None = Field(None, ge=1, description="stop early; schedules unchanged")
+    epoch_images: int | None = Field(
+        None,
+        ge=1,
+        le=10**10,
+        description="images per epoch for every schedule, whatever the data size: "
+        "epoch_images // batch_size steps (DINOv2 fixes its epoch at 1,250 iterations, "
+        "OFFICIAL_EPOCH_LENGTH); None = one pass over the data (DINO v1)",
+    )
     seed: int = Field(0, ge=0, le=2**63 - 1, description="a 63-bit seed (torch takes 64 bits)")
     precision: Precision = "fp32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -411,6 +419,21 @@ class TrainConfig(_Section):
     collapse_action: Literal["stop", "warn"] = Field(
         "stop", description="stop: end the run as COLLAPSED; warn: report and continue"
     )
+
+    @property
+    def epoch_steps(self) -> int | None:
+        """Steps per schedule epoch fixed by ``epoch_images`` (None: one pass over the data)."""
+        return None if self.epoch_images is None else self.epoch_images // self.batch_size
+
+    @model_validator(mode="after")
+    def _epoch_holds_a_batch(self) -> TrainConfig:
+        if self.epoch_images is not None and self.epoch_images < self.batch_size:
+            raise ValueError(
+                f"train.epoch_images={self.epoch_images} is smaller than one batch "
+                f"(train.batch_size={self.batch_size}): give at least {self.batch_size} images "
+                "per epoch, or null for one pass over the data"
+            )
+        return self
 
 
 class DinoConfig(_Section):

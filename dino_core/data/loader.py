@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dino_core.config import DinoConfig
 from dino_core.data.base import ImageDataset
+from dino_core.data.fixed_epochs import FixedLengthEpochs
 from dino_core.data.layout import (
     EpochLoader,
     check_layout,
@@ -171,10 +172,16 @@ def build_train_loader(
     device: torch.device | str = "cpu",
 ) -> EpochLoader:
     """The loader for this rank: a shard set streams through :class:`ShardLoader`, any
-    other data set through :class:`TrainLoader` (see module docstring)."""
+    other data set through :class:`TrainLoader` (see module docstring); with
+    ``train.epoch_images`` their passes are cut into epochs of that many images
+    (:mod:`dino_core.data.fixed_epochs`)."""
     from dino_core.data.shard_loader import ShardLoader
     from dino_core.data.shards import ShardDataset
 
+    passes: EpochLoader
     if isinstance(dataset, ShardDataset):
-        return ShardLoader(cfg, dataset, rank=rank, world_size=world_size, device=device)
-    return TrainLoader(cfg, dataset, rank=rank, world_size=world_size, device=device)
+        passes = ShardLoader(cfg, dataset, rank=rank, world_size=world_size, device=device)
+    else:
+        passes = TrainLoader(cfg, dataset, rank=rank, world_size=world_size, device=device)
+    steps = cfg.train.epoch_steps
+    return passes if steps is None or len(passes) == 0 else FixedLengthEpochs(passes, steps)

@@ -154,3 +154,28 @@ def test_errors_name_the_field(tmp_path: Path) -> None:
     per_image = build_train_loader(_cfg(batch=2, in_chans=3), lazy)
     first = next(per_image.epoch(0))
     assert first[0].shape == (2, 3, 16, 16)
+
+
+@pytest.mark.parametrize("pipeline", ["per_image", "batched"])
+def test_fixed_size_epochs_walk_the_passes_back_to_back(pipeline: str) -> None:
+    """train.epoch_images (DINOv2's fixed epoch): schedule step g is batch g mod 5 of pass
+    g div 5, whatever epoch it falls in, and a mid-epoch start resumes exactly."""
+    plain = build_train_loader(_cfg(pipeline), _data())  # 5 batches per pass
+    passes = [list(plain.epoch(p)) for p in range(3)]
+    stream = [b for p in passes for b in p]
+    for length in (3, 5, 7):
+        cfg = build_config(_cfg(pipeline).model_dump(), {"train.epoch_images": 8 * length + 7})
+        loader = build_train_loader(cfg, _data())
+        assert len(loader) == length
+        for e in range(2):
+            got = list(loader.epoch(e))
+            assert _same(got, stream[e * length : (e + 1) * length]), (length, e)
+            assert _same(list(loader.epoch(e, start_batch=2)), got[2:]), (length, e)
+        assert list(loader.epoch(1, start_batch=length)) == []
+        with pytest.raises(ValueError, match="start_batch"):
+            next(loader.epoch(0, start_batch=length + 1))
+
+
+def test_an_epoch_smaller_than_a_batch_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"train.epoch_images=63 is smaller than one batch"):
+        build_config({"train": {"epoch_images": 63, "batch_size": 64}})

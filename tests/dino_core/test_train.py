@@ -227,3 +227,32 @@ def test_each_active_loss_term_is_its_own_metric(tmp_path: Path) -> None:
     assert row["loss_ibot"] > 0 and row["loss_koleo"] != 0
     assert row["kl"] == pytest.approx(row["loss_dino"] - row["teacher_entropy"], rel=1e-5)
     assert row["loss_minus_lnK"] == pytest.approx(row["loss_dino"] - math.log(64), rel=1e-5)
+
+
+def test_fixed_epoch_size_sets_the_schedule_and_resumes_exactly(tmp_path: Path) -> None:
+    """train.epoch_images 96 at batch 16 over 4 batches per pass: 2 epochs are 12 steps
+    whatever the data size, the lr warm-up spans the first epoch, and a run killed mid-epoch
+    resumes bit for bit."""
+    cfg = tiny_config(
+        **{
+            "train.epoch_images": 96,
+            "train.checkpoint_every_steps": 4,
+            "optim.warmup_epochs": 1,
+            "crops.pipeline": "batched",
+        }
+    )
+    full = train(cfg, str(tmp_path / "full"))
+    assert full.status == "SUCCEEDED" and (full.step, full.epoch) == (12, 2)
+    rows = read_metrics(str(tmp_path / "full"))
+    assert [r["epoch"] for r in rows] == [0.0] * 6 + [1.0] * 6
+    lrs = [r["lr"] for r in rows]
+    assert lrs[:6] == sorted(lrs[:6]) and lrs[0] < lrs[5]  # warm-up over 6 steps, not 4
+    assert max(lrs) == lrs[6]
+    with pytest.raises(Crash):
+        train(cfg, str(tmp_path / "cut"), [CrashAt(10)])  # last checkpoint: step 8 (epoch 1)
+    resumed = train(cfg, str(tmp_path / "cut"))
+    assert resumed.step == 12
+    a = load_checkpoint(full.checkpoint)["teacher"]  # type: ignore[arg-type]
+    b = load_checkpoint(resumed.checkpoint)["teacher"]  # type: ignore[arg-type]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["loss"] for r in read_metrics(str(tmp_path / "cut"))] == [r["loss"] for r in rows]
