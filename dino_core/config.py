@@ -101,6 +101,16 @@ class ModelConfig(_Section):
         "timm's linear rule from 0 at the first block to drop_path_rate at the last (DINO v1)",
     )
 
+    conv_stem: tuple[int, ...] = Field(
+        (),
+        max_length=8,
+        description="vit_custom only: channels of 3x3 stride-1 convolution + BatchNorm + ReLU "
+        "layers before the patch projection (Xiao et al. 2021, arXiv 2106.14881, 'Early "
+        "Convolutions Help Transformers See Better'; the patch grid is unchanged: "
+        "dino_core/models/conv_stem.py); () = the paper's linear patch embedding; at most 8 "
+        "layers of 1-1024 channels",
+    )
+
     @property
     def is_vit(self) -> bool:
         """A Vision Transformer (timm ``vit_*`` or ``vit_custom``): it has patches and attention."""
@@ -119,6 +129,18 @@ class ModelConfig(_Section):
                     f"model.{name} applies to ViT backbones only (vit_custom, vit_*); "
                     f"{self.arch!r} is a ConvNet: remove model.{name}"
                 )
+        if self.conv_stem and self.arch != "vit_custom":
+            raise ValueError(
+                f"model.conv_stem applies to arch 'vit_custom' only, not {self.arch!r}: set "
+                "model.arch: vit_custom (with patch_size, embed_dim, depth, num_heads) or remove "
+                "model.conv_stem"
+            )
+        bad = [c for c in self.conv_stem if not 1 <= c <= 1024]
+        if bad:
+            raise ValueError(
+                f"model.conv_stem={list(self.conv_stem)}: every layer needs 1-1024 channels "
+                f"(got {bad[0]}); e.g. conv_stem: [32, 64]"
+            )
         if self.stem_stride is not None and self.is_vit:
             raise ValueError(
                 f"model.stem_stride={self.stem_stride} applies to ConvNet backbones only; "

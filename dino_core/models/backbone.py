@@ -3,7 +3,8 @@
 ViTs are built with ``dynamic_img_size=True`` (position embeddings interpolated per input
 size, as the official code does for 96 px local crops) and ``num_classes=0`` so ``forward``
 returns the CLS feature. ``vit_custom`` builds a timm VisionTransformer of any size (e.g. the
-MNIST report's 12 layers, d=192, 4 heads, patch 4). No weights are downloaded: DINO trains
+MNIST report's 12 layers, d=192, 4 heads, patch 4), optionally with a convolutional stem
+(:mod:`dino_core.models.conv_stem`). No weights are downloaded: DINO trains
 from scratch. DINOv2's ViT options (registers, LayerScale, uniform drop path):
 :mod:`dino_core.models.vit_options`.
 """
@@ -18,6 +19,7 @@ from timm.models.vision_transformer import VisionTransformer
 
 from dino_core.config import ConfigError, ModelConfig
 from dino_core.models.center_tap import use_center_taps
+from dino_core.models.conv_stem import conv_stem_embed_layer
 from dino_core.models.stem import set_stem_stride
 from dino_core.models.vit_options import finish_vit, not_a_vision_transformer, vit_options
 
@@ -52,6 +54,7 @@ def build_backbone(cfg: ModelConfig, img_size: int) -> tuple[nn.Module, int]:
             drop_path_rate=cfg.drop_path_rate,
             dynamic_img_size=True,
             **vit_options(cfg),
+            **conv_stem_embed_layer(cfg.conv_stem),
         )
         finish_vit(model, cfg)
         return model, cfg.embed_dim
