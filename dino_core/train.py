@@ -40,6 +40,7 @@ from dino_core.loss import DINOLoss
 from dino_core.metrics_file import MetricsFile, write_config
 from dino_core.models import build_model
 from dino_core.models.attention import plan_attention
+from dino_core.models.sync_bn import sync_batchnorms
 from dino_core.monitor import CollapseDetector
 from dino_core.optim import build_optimizer, clip_per_parameter, drop_last_layer_grads, set_schedule
 from dino_core.rank_rng import gather_rng_states, restore_rank_rng, seed_ranks
@@ -81,6 +82,7 @@ def _build_state(cfg: DinoConfig, rt: Runtime) -> TrainingState:
     student = build_model(cfg).to(rt.device)
     no_drop = cfg.model_copy(update={"model": cfg.model.model_copy(update={"drop_path_rate": 0.0})})
     teacher = make_teacher(student, build_model(no_drop).to(rt.device))
+    student, teacher = sync_batchnorms(student, rt), sync_batchnorms(teacher, rt)
     loss = DINOLoss(
         cfg.head.out_dim,
         student_temp=cfg.loss.student_temp,

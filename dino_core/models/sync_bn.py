@@ -1,0 +1,25 @@
+"""BatchNorm statistics over the whole global batch on multi-GPU runs.
+
+The official code (``main_dino.py``) converts the student's and the teacher's BatchNorm layers
+(the ResNets', and here also a ViT's convolutional stem and a head with ``head.use_bn``) to
+``SyncBatchNorm`` when the model has any, so a step normalises with the statistics of the
+global batch, not of one GPU's share. PyTorch's ``SyncBatchNorm`` runs on GPUs only; CPU
+process groups (gloo) keep per-rank statistics.
+"""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+from dino_core.runtime import Runtime
+
+
+def has_batchnorms(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def sync_batchnorms(model: nn.Module, rt: Runtime) -> nn.Module:
+    """``model`` with SyncBatchNorm layers on a multi-GPU run; otherwise ``model`` itself."""
+    if not (rt.distributed and rt.device.type == "cuda" and has_batchnorms(model)):
+        return model
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
