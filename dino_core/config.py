@@ -101,6 +101,12 @@ class ModelConfig(_Section):
         "timm's linear rule from 0 at the first block to drop_path_rate at the last (DINO v1)",
     )
 
+    pos_embed: Literal["learn", "sincos"] = Field(
+        "learn",
+        description="ViT position embeddings: learn = a learned table (DINO v1); sincos = "
+        "fixed 2-D sin-cos, frozen (MoCo v3, Chen et al. 2021, arXiv 2104.02057; "
+        "dino_core/models/pos_embed.py); needs a width divisible by 4",
+    )
     conv_stem: tuple[int, ...] = Field(
         (),
         max_length=8,
@@ -129,6 +135,16 @@ class ModelConfig(_Section):
                     f"model.{name} applies to ViT backbones only (vit_custom, vit_*); "
                     f"{self.arch!r} is a ConvNet: remove model.{name}"
                 )
+        if self.pos_embed == "sincos" and not self.is_vit:
+            raise ValueError(
+                f"model.pos_embed=sincos applies to ViT backbones only (vit_custom, vit_*); "
+                f"{self.arch!r} has no position embeddings: remove model.pos_embed"
+            )
+        if self.pos_embed == "sincos" and self.arch == "vit_custom" and self.embed_dim % 4:
+            raise ValueError(
+                f"model.pos_embed=sincos needs model.embed_dim divisible by 4 (a quarter each "
+                f"for sin/cos of column and row), got {self.embed_dim}"
+            )
         if self.conv_stem and self.arch != "vit_custom":
             raise ValueError(
                 f"model.conv_stem applies to arch 'vit_custom' only, not {self.arch!r}: set "

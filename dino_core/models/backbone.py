@@ -4,7 +4,8 @@ ViTs are built with ``dynamic_img_size=True`` (position embeddings interpolated 
 size, as the official code does for 96 px local crops) and ``num_classes=0`` so ``forward``
 returns the CLS feature. ``vit_custom`` builds a timm VisionTransformer of any size (e.g. the
 MNIST report's 12 layers, d=192, 4 heads, patch 4), optionally with a convolutional stem
-(:mod:`dino_core.models.conv_stem`). No weights are downloaded: DINO trains
+(:mod:`dino_core.models.conv_stem`) and fixed sin-cos position embeddings
+(:mod:`dino_core.models.pos_embed`). No weights are downloaded: DINO trains
 from scratch. DINOv2's ViT options (registers, LayerScale, uniform drop path):
 :mod:`dino_core.models.vit_options`.
 """
@@ -20,6 +21,7 @@ from timm.models.vision_transformer import VisionTransformer
 from dino_core.config import ConfigError, ModelConfig
 from dino_core.models.center_tap import use_center_taps
 from dino_core.models.conv_stem import conv_stem_embed_layer
+from dino_core.models.pos_embed import use_sincos_pos_embed
 from dino_core.models.stem import set_stem_stride
 from dino_core.models.vit_options import finish_vit, not_a_vision_transformer, vit_options
 
@@ -57,6 +59,8 @@ def build_backbone(cfg: ModelConfig, img_size: int) -> tuple[nn.Module, int]:
             **conv_stem_embed_layer(cfg.conv_stem),
         )
         finish_vit(model, cfg)
+        if cfg.pos_embed == "sincos":
+            use_sincos_pos_embed(model)
         return model, cfg.embed_dim
     if not timm.is_model(cfg.arch):
         raise ConfigError(
@@ -77,6 +81,8 @@ def build_backbone(cfg: ModelConfig, img_size: int) -> tuple[nn.Module, int]:
         raise not_a_vision_transformer(cfg, err) from None
     if cfg.is_vit:
         finish_vit(model, cfg)
+        if cfg.pos_embed == "sincos":
+            use_sincos_pos_embed(model)
     if cfg.stem_stride is not None:
         set_stem_stride(model, cfg.stem_stride, cfg.arch)
     if not cfg.is_vit:
