@@ -2,7 +2,7 @@
 
 DINO v1 learns its position embeddings (timm's ``pos_embed``, the default ``learn``). MoCo v3
 (Chen, Xie and He 2021, "An Empirical Study of Training Self-Supervised Vision Transformers",
-arXiv 2104.02057, Sec. 4.1) trains its self-supervised ViTs with fixed 2-D sin-cos position
+arXiv 2104.02057) trains its self-supervised ViTs with fixed 2-D sin-cos position
 embeddings instead; MAE (He et al. 2022) does the same. A quarter of the width per part, for the
 patch in row ``y`` and column ``x`` of the grid: ``sin(x w_k)``, ``cos(x w_k)``, ``sin(y w_k)``,
 ``cos(y w_k)`` with ``w_k = 1 / 10000^(k / (D/4))``, ``k = 0 .. D/4 - 1`` (MoCo v3's
