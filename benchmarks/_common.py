@@ -51,6 +51,15 @@ def machine() -> dict[str, Any]:
     }
 
 
+def machine_line(info: dict[str, Any]) -> str:
+    """The sentence every learning figure carries: CPU model, logical CPUs, the matmul flags
+    and the load average at the start (``info`` from :func:`machine`)."""
+    return (
+        f"CPU {info['cpu']} ({info['logical_cpus']} logical, flags {' '.join(info['flags'])}); "
+        f"load average at start {info['load_average']}"
+    )
+
+
 class PeakRSS:
     """Peak resident set size above the level at ``__enter__`` (bytes), sampled every 5 ms.
 

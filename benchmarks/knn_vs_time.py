@@ -26,7 +26,14 @@ from typing import Any
 
 import torch
 
-from benchmarks._common import RESULTS, WallClockStop, machine, write_json, write_text
+from benchmarks._common import (
+    RESULTS,
+    WallClockStop,
+    machine,
+    machine_line,
+    write_json,
+    write_text,
+)
 from dino_core.checkpoint import checkpoint_step, list_checkpoints
 from dino_core.config import DinoConfig, load_config
 from dino_core.eval.baselines import baseline_models
@@ -184,8 +191,7 @@ def main() -> None:
     md = (
         f"# k-NN vs wall-clock, {cfg.data.dataset} {cfg.model.arch} (k=20, T=0.07, "
         f"{n_train} train / {n_test} test)\n\n"
-        f"CPU {info['cpu']} ({info['logical_cpus']} logical, flags {' '.join(info['flags'])}); "
-        f"load average at start {info['load_average']}; whole run {wall} s wall-clock; "
+        f"{machine_line(info)}; whole run {wall} s wall-clock; "
         f"random init {base['random_init']:.2f}%, raw pixels {base['raw_pixels']:.2f}%.{attn}"
         f"\n\n| step | train min | k-NN top-1 % |\n"
         f"|---|---|---|\n{rows}\n\n![curve]({args.name}.png)\n"

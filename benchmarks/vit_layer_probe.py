@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from benchmarks._common import machine, write_json, write_text
+from benchmarks._common import machine, machine_line, write_json, write_text
 from benchmarks.knn_vs_time import eval_data
 from dino_core.checkpoint import checkpoint_step, list_checkpoints
 from dino_core.config import load_config
@@ -127,8 +127,7 @@ def main() -> None:
     md = (
         f"# k-NN of each ViT block, {cfg.data.dataset} {cfg.data.split} -> "
         f"{cfg.data.eval_split} (k={PAPER_K}, T={PAPER_TEMPERATURE})\n\n"
-        f"Run `{run_dir.name}`. CPU {info['cpu']} ({info['logical_cpus']} logical, flags "
-        f"{' '.join(info['flags'])}); load average at start {info['load_average']}.\n\n"
+        f"Run `{run_dir.name}`. {machine_line(info)}.\n\n"
         f"| feature | {' | '.join(rows)} |\n|---|{'---|' * len(rows)}\n{table}\n"
     )
     write_text(args.name, "md", md)

@@ -42,26 +42,38 @@ def build_backbone(cfg: ModelConfig, img_size: int) -> tuple[nn.Module, int]:
 
     ``img_size`` is the global crop size; ViTs accept other sizes (local crops) at run time.
     """
-    if cfg.arch == "vit_custom":
-        model: nn.Module = VisionTransformer(
-            img_size=img_size,
-            patch_size=cfg.patch_size,
-            in_chans=cfg.in_chans,
-            num_classes=0,
-            embed_dim=cfg.embed_dim,
-            depth=cfg.depth,
-            num_heads=cfg.num_heads,
-            mlp_ratio=cfg.mlp_ratio,
-            qkv_bias=True,
-            drop_path_rate=cfg.drop_path_rate,
-            dynamic_img_size=True,
-            **vit_options(cfg),
-            **conv_stem_embed_layer(cfg.conv_stem),
-        )
+    model = _custom_vit(cfg, img_size) if cfg.arch == "vit_custom" else _timm(cfg, img_size)
+    if cfg.is_vit:
         finish_vit(model, cfg)
         if cfg.pos_embed == "sincos":
             use_sincos_pos_embed(model)
-        return model, cfg.embed_dim
+    else:
+        if cfg.stem_stride is not None:
+            set_stem_stride(model, cfg.stem_stride, cfg.arch)
+        use_center_taps(model)  # exact; 1.4x / 1.8x on 28 / 14 px crops (models/center_tap.py)
+    dim = int(cast(int, model.num_features))
+    return model, dim
+
+
+def _custom_vit(cfg: ModelConfig, img_size: int) -> nn.Module:
+    return VisionTransformer(
+        img_size=img_size,
+        patch_size=cfg.patch_size,
+        in_chans=cfg.in_chans,
+        num_classes=0,
+        embed_dim=cfg.embed_dim,
+        depth=cfg.depth,
+        num_heads=cfg.num_heads,
+        mlp_ratio=cfg.mlp_ratio,
+        qkv_bias=True,
+        drop_path_rate=cfg.drop_path_rate,
+        dynamic_img_size=True,
+        **vit_options(cfg),
+        **conv_stem_embed_layer(cfg.conv_stem),
+    )
+
+
+def _timm(cfg: ModelConfig, img_size: int) -> nn.Module:
     if not timm.is_model(cfg.arch):
         raise ConfigError(
             f"model.arch={cfg.arch!r} is not a timm model; use 'vit_custom' or one of "
@@ -76,19 +88,9 @@ def build_backbone(cfg: ModelConfig, img_size: int) -> tuple[nn.Module, int]:
     if cfg.is_vit:
         kwargs.update(img_size=img_size, dynamic_img_size=True, **vit_options(cfg))
     try:
-        model = timm.create_model(cfg.arch, **kwargs)
+        return cast(nn.Module, timm.create_model(cfg.arch, **kwargs))
     except TypeError as err:
         raise not_a_vision_transformer(cfg, err) from None
-    if cfg.is_vit:
-        finish_vit(model, cfg)
-        if cfg.pos_embed == "sincos":
-            use_sincos_pos_embed(model)
-    if cfg.stem_stride is not None:
-        set_stem_stride(model, cfg.stem_stride, cfg.arch)
-    if not cfg.is_vit:
-        use_center_taps(model)  # exact; 1.4x / 1.8x on 28 / 14 px crops (models/center_tap.py)
-    dim = int(cast(int, model.num_features))
-    return model, dim
 
 
 def is_vit(model: nn.Module) -> bool:
