@@ -1,8 +1,11 @@
 """The teacher: an exponential moving average of the student (paper Sec. 3.1, Eq. 2).
 
 ``theta_t <- lambda theta_t + (1 - lambda) theta_s`` with lambda following a cosine from 0.996
-to 1 (``Schedules.momentum``). Buffers are copied. The teacher never receives gradients: its
-parameters have ``requires_grad=False`` and it runs under ``torch.no_grad``.
+to 1 (``Schedules.momentum``). Only parameters are averaged, as in the official
+``main_dino.py``: buffers (BatchNorm running statistics) are the teacher's own, gathered by its
+train-mode forward passes on the global crops, so at evaluation they describe the teacher's
+weights rather than the student's. The teacher never receives gradients: its parameters have
+``requires_grad=False`` and it runs under ``torch.no_grad``.
 """
 
 from __future__ import annotations
@@ -42,7 +45,3 @@ def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
     s = [s_params[n].detach().to(t_params[n].dtype) for n in names]
     torch._foreach_mul_(t, momentum)
     torch._foreach_add_(t, s, alpha=1.0 - momentum)
-    t_bufs = dict(_unwrap(teacher).named_buffers())
-    for name, buf in _unwrap(student).named_buffers():
-        if name in t_bufs:
-            t_bufs[name].copy_(buf)

@@ -102,3 +102,26 @@ def test_clip_per_parameter_and_drop_last_layer() -> None:
     drop_last_layer_grads(model)
     assert all(p.grad is None for n, p in model.named_parameters() if "last_layer" in n)
     assert any(p.grad is not None for n, p in model.named_parameters() if "last_layer" not in n)
+
+
+def test_teacher_keeps_its_own_batchnorm_statistics() -> None:
+    """The official ``main_dino.py`` EMA-updates parameters only: the teacher's BatchNorm
+    running statistics come from its own train-mode forward passes on the global crops, so
+    they describe the teacher's weights, not the student's."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4))
+    student = MultiCropWrapper(net, torch.nn.Identity())
+    teacher = make_teacher(student)
+    student.train()
+    teacher.train()
+    with torch.no_grad():
+        student(torch.randn(8, 1, 6, 6) * 5.0 + 3.0)  # the student sees other crops
+        teacher(torch.randn(8, 1, 6, 6))
+    bn_t, bn_s = teacher.backbone[1], student.backbone[1]
+    own_mean = bn_t.running_mean.clone()
+    own_var = bn_t.running_var.clone()
+    assert not torch.allclose(own_mean, bn_s.running_mean)
+    ema_update(teacher, student, 0.9)
+    torch.testing.assert_close(bn_t.running_mean, own_mean)
+    torch.testing.assert_close(bn_t.running_var, own_var)
+    assert int(bn_t.num_batches_tracked) == 1

@@ -51,7 +51,7 @@ def test_the_stem_is_conv_bn_relu_inside_the_patch_embedding() -> None:
     names = [n for n, _ in model.named_parameters() if ".stem." in n]
     assert names and all(n.startswith("patch_embed.stem.") for n in names)
     assert lr_multiplier(f"backbone.{names[0]}", 2, 1.0, 0.2) == pytest.approx(0.2)
-    # BatchNorm running statistics are buffers: the teacher's EMA copies them
+    # the stem has BatchNorm running statistics (the teacher keeps its own)
     assert any(".stem." in n for n, _ in model.named_buffers())
 
 
