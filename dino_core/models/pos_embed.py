@@ -7,9 +7,10 @@ embeddings instead; MAE (He et al. 2022) does the same. A quarter of the width p
 patch in row ``y`` and column ``x`` of the grid: ``sin(x w_k)``, ``cos(x w_k)``, ``sin(y w_k)``,
 ``cos(y w_k)`` with ``w_k = 1 / 10000^(k / (D/4))``, ``k = 0 .. D/4 - 1`` (MoCo v3's
 temperature 10000). Prefix tokens (CLS, registers) get zeros, as MoCo v3's class token does.
-The table is frozen (``requires_grad=False``): the optimiser skips it and the teacher keeps the
-student's. For crops of another size timm resamples it as it resamples a learned table
-(bicubic, ``dynamic_img_size``), as the official code does for 96 px local crops.
+The table is frozen (``requires_grad=False``): the optimiser skips it, and the teacher's EMA,
+which averages every parameter, leaves the identical copy in the teacher unchanged. For crops
+of another size timm resamples it as it resamples a learned table (bicubic,
+``dynamic_img_size``), as the official code does for 96 px local crops.
 """
 
 from __future__ import annotations
