@@ -47,12 +47,14 @@ def _base(images: int, epochs: int) -> dict[str, Any]:
     cfg["data"]["limit"] = images
     # an epoch is one pass of the ``images`` subset, not the preset's 60,000-image epoch
     cfg["train"].update(epochs=epochs, threads=1, checkpoint_every_steps=0, epoch_images=None)
-    # the preset's momentum, loss and flip when results/early_stopping.* were measured (EMA
-    # 0.98 since docs/recipe_search.md sec. 12, KoLeo since sec. 15, no flip since sec. 17):
-    # the recorded k-NN figures stay reproducible
+    # the preset's momentum, loss, flip and crops when results/early_stopping.* were measured
+    # (EMA 0.98 since docs/recipe_search.md sec. 12, KoLeo since sec. 15, no flip since
+    # sec. 17): the recorded k-NN figures stay reproducible
     cfg["teacher"]["momentum"] = 0.99
     cfg["loss"]["koleo_weight"] = 0.0
     cfg["crops"]["flip_p"] = 0.5
+    cfg["crops"]["local_number"] = 0  # 4 locals since sec. 19
+    cfg["teacher"]["final_momentum"] = 1.0  # 0.99 since sec. 20
     cfg["eval"] = {
         **cfg.get("eval", {}),
         "knn_every_epochs": 1,
