@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from api.cli.gridfile import GridFileError, grid_body, with_set
 from api.cli.main import app
 from orchestrator.db import open_database
-from orchestrator.grid_expand import expand_grid
+from orchestrator.grid_expand import Combination, expand_grid
 from orchestrator.service import get_user_by_name, hash_token
 from tests.api.conftest import Server, running_server
 from tests.api.helpers import TINY
@@ -132,14 +132,19 @@ def test_shipped_grid_files_are_valid(
     assert f"valid, {combinations} combination(s)" in out
 
 
+def shipped_grid_combinations(grid: str) -> list[Combination]:
+    """The combinations the shipped grid file ``configs/grids/<grid>`` expands to."""
+    body = grid_body(f"configs/grids/{grid}")
+    return expand_grid(body["base_config"], body["axes"], body["overrides"])
+
+
 def test_the_paper_collapse_study_runs_dino_v1() -> None:
     """The study's claim (paper Sec. 5.3) is about DINO v1's centering and sharpening; the
     learning preset under it carries DINOv2's KoLeo term, which spreads the features by itself,
     so the grid must switch it off in every combination (and add no other v2 term). Its
     figures were recorded without local crops, which the preset has since sec. 19, and with the
     teacher momentum ending at 1.0, which the preset's ends at 0.99 since sec. 20."""
-    body = grid_body("configs/grids/paper_collapse_study.yaml")
-    combos = expand_grid(body["base_config"], body["axes"], body["overrides"])
+    combos = shipped_grid_combinations("paper_collapse_study.yaml")
     assert len(combos) == 3
     for c in combos:
         loss = c.config.loss
@@ -153,8 +158,7 @@ def test_the_demo_grids_keep_the_teacher_schedule_of_their_recorded_figures(grid
     """The README's demo table and seed spread were measured with the paper's teacher momentum
     ending at 1.0; the preset under them ends at 0.99 since docs/recipe_search.md sec. 20, so
     the grids pin the end value and their recorded figures stay reproducible."""
-    body = grid_body(f"configs/grids/{grid}")
-    for c in expand_grid(body["base_config"], body["axes"], body["overrides"]):
+    for c in shipped_grid_combinations(grid):
         assert c.config.teacher.final_momentum == 1.0, c.label()
 
 
